@@ -1,0 +1,1 @@
+//! The CLASP router as actors; filled in by the relay work (see ARCHITECTURE.md).

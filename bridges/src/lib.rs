@@ -1,0 +1,1 @@
+//! Protocol bridges; each protocol is one module (see ARCHITECTURE.md).
