@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything the relay and the test suite need, idempotently: system packages for
+# the -sys crates and the real protocol peers the tests talk to (mosquitto, JACK, liblo),
+# the official JS and Python clients for conformance tests, and cargo-nextest.
+# Safe to run again: each step checks before it installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(cmake pkg-config libssl-dev libasound2-dev mosquitto jackd2 liblo-tools)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  # jackd2 asks about realtime priority; answer non-interactively.
+  echo "jackd2 jackd/tweak_rt_limits boolean false" | $SUDO debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+# Official clients for the conformance tests (tests/conformance), pinned to the versions the
+# wire spec was verified against.
+if [ -f tests/conformance/package.json ] && [ ! -d tests/conformance/node_modules/@clasp-to/core ]; then
+  echo "setup: installing the official JS client"
+  (cd tests/conformance && npm ci --no-audit --no-fund --silent)
+fi
+if [ -f tests/conformance/requirements.txt ]; then
+  if ! python3 -m pip show -q clasp-to >/dev/null 2>&1; then
+    echo "setup: installing the official Python client"
+    python3 -m pip install -q -r tests/conformance/requirements.txt
+  fi
+fi
