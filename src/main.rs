@@ -1,4 +1,18 @@
-//! The `clasp` binary. Placeholder until the relay lands (issue 3).
-fn main() {
-    println!("clasp {}", env!("CARGO_PKG_VERSION"));
+//! The `clasp` binary: `clasp relay` runs a router. Errors end here as `anyhow` with context.
+
+mod cli;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Relay(args) => {
+            cli::init_logging(&args.log_level, args.verbose)?;
+            let config = args.into_config().context("invalid relay settings")?;
+            clasp_actors::relay::run_blocking(config).context("relay failed")?;
+        }
+    }
+    Ok(())
 }

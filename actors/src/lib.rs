@@ -1,1 +1,16 @@
-//! The CLASP router as actors; filled in by the relay work (see ARCHITECTURE.md).
+//! The CLASP router as actix actors: per-connection sessions, address-subtree shards that own
+//! state and subscriptions, and the supervision that keeps them running. See
+//! `docs/architecture.md` for the actor tree and the path of one SET.
+
+pub mod clock;
+pub mod config;
+pub mod health;
+pub mod listener;
+pub mod messages;
+pub mod relay;
+pub mod router;
+pub mod session;
+pub mod shard;
+
+pub use config::{ConflictStrategy, Eviction, RelayConfig};
+pub use relay::{Relay, RelayError};

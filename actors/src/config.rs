@@ -1,0 +1,119 @@
+//! Relay settings, independent of how they were given (flags now, a config file later).
+
+use std::time::Duration;
+
+use clasp_proto::Pattern;
+
+/// What to do when a new param would exceed `max_params`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eviction {
+    /// Evict the least recently used (written or read) param.
+    #[default]
+    Lru,
+    /// Evict the oldest-created param.
+    Oldest,
+    /// Refuse the new param with ERROR 400.
+    Reject,
+}
+
+/// How concurrent writes to one param are resolved (FEATURES ST-12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConflictStrategy {
+    /// Last writer wins.
+    #[default]
+    Lww,
+    /// Keep the larger number; a lower write is rejected.
+    Max,
+    /// Keep the smaller number; a higher write is rejected.
+    Min,
+    /// Only the session holding the lock may write; the first writer takes it.
+    Lock,
+    /// Accept everything; maps are merged key by key.
+    Merge,
+}
+
+impl std::str::FromStr for ConflictStrategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "lww" => Self::Lww,
+            "max" => Self::Max,
+            "min" => Self::Min,
+            "lock" => Self::Lock,
+            "merge" => Self::Merge,
+            other => {
+                return Err(format!(
+                    "unknown conflict strategy {other:?} (lww|max|min|lock|merge)"
+                ))
+            }
+        })
+    }
+}
+
+/// Everything the relay needs to run.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Bind address.
+    pub host: String,
+    /// WebSocket + HTTP port.
+    pub port: u16,
+    /// Name sent in WELCOME.
+    pub name: String,
+    /// Concurrent sessions (0 = unlimited).
+    pub max_sessions: usize,
+    /// A session with no inbound traffic (frames, WS pongs) for this long is closed. The
+    /// relay pings every third of it, so only dead peers hit it.
+    pub session_timeout: Duration,
+    /// Time a new connection has to send HELLO.
+    pub hello_timeout: Duration,
+    /// Default param lifetime since last use (`None` = params live until evicted).
+    pub param_ttl: Option<Duration>,
+    /// Maximum params (0 = unlimited).
+    pub max_params: usize,
+    /// Eviction policy at `max_params`.
+    pub eviction: Eviction,
+    /// Number of state shards.
+    pub shards: usize,
+    /// How long SIGTERM/SIGINT waits for sessions to finish.
+    pub drain_timeout: Duration,
+    /// Per-pattern conflict strategies (first match wins; default LWW).
+    pub strategies: Vec<(Pattern, ConflictStrategy)>,
+    /// Outbound frames queued per session before back-pressure rules apply.
+    pub session_queue: usize,
+    /// Subscriptions per session.
+    pub max_subscriptions: usize,
+    /// How often open gestures' buffered moves are flushed.
+    pub gesture_flush: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: clasp_proto::DEFAULT_PORT,
+            name: "CLASP Relay".into(),
+            max_sessions: 1000,
+            session_timeout: Duration::from_secs(300),
+            hello_timeout: Duration::from_secs(10),
+            param_ttl: Some(Duration::from_secs(3600)),
+            max_params: 100_000,
+            eviction: Eviction::Lru,
+            shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            drain_timeout: Duration::from_secs(30),
+            strategies: Vec::new(),
+            session_queue: 1024,
+            max_subscriptions: 1000,
+            gesture_flush: Duration::from_millis(16),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// The conflict strategy for `address`.
+    pub fn strategy_for(&self, address: &str) -> ConflictStrategy {
+        self.strategies
+            .iter()
+            .find(|(p, _)| p.matches(address))
+            .map_or(ConflictStrategy::Lww, |(_, s)| *s)
+    }
+}

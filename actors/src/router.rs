@@ -1,0 +1,178 @@
+//! What every session shares: the shard addresses and how addresses map onto them, the
+//! registry of live sessions, counters and the actor table.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix::prelude::*;
+use clasp_proto::Pattern;
+
+use crate::config::RelayConfig;
+use crate::health::{ActorTable, Counters};
+use crate::messages::SessionKey;
+use crate::shard::Shard;
+
+/// Asks a session to close (shutdown drain).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CloseSession;
+
+/// Shards plus session bookkeeping. Cheap to clone (all `Arc`s).
+#[derive(Clone)]
+pub struct Router {
+    /// Configuration.
+    pub config: Arc<RelayConfig>,
+    shards: Arc<[Addr<Shard>]>,
+    hasher: std::collections::hash_map::RandomState,
+    sessions: Arc<Mutex<HashMap<Arc<str>, SessionEntry>>>,
+    next_key: Arc<AtomicU64>,
+    next_bundle: Arc<AtomicU64>,
+    /// Live session count (also the admission counter).
+    pub session_count: Arc<AtomicUsize>,
+    /// Params across shards.
+    pub param_count: Arc<AtomicUsize>,
+    /// Counters for /health and /metrics.
+    pub counters: Arc<Counters>,
+    /// Supervised actors.
+    pub actors: ActorTable,
+    /// Set when draining: no new sessions.
+    pub draining: Arc<AtomicBool>,
+    /// Relay start.
+    pub started: Instant,
+}
+
+/// A live session as the registry knows it.
+#[derive(Clone)]
+pub struct SessionEntry {
+    /// Index key.
+    pub key: SessionKey,
+    /// Asks it to close.
+    pub close: Recipient<CloseSession>,
+    /// Delivers frames to it (P2P signalling).
+    pub deliver: Recipient<crate::messages::Deliver>,
+}
+
+impl Router {
+    /// A router over started shards.
+    pub fn new(
+        config: Arc<RelayConfig>,
+        shards: Vec<Addr<Shard>>,
+        param_count: Arc<AtomicUsize>,
+        actors: ActorTable,
+    ) -> Self {
+        Self {
+            config,
+            shards: shards.into(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            sessions: Arc::default(),
+            next_key: Arc::new(AtomicU64::new(1)),
+            next_bundle: Arc::new(AtomicU64::new(1)),
+            session_count: Arc::default(),
+            param_count,
+            counters: Arc::default(),
+            actors,
+            draining: Arc::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// All shards.
+    pub fn shards(&self) -> &[Addr<Shard>] {
+        &self.shards
+    }
+
+    fn index_of(&self, namespace: &str) -> usize {
+        let mut h = self.hasher.build_hasher();
+        namespace.hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
+    /// Index of the shard owning `address`: chosen by its first segment.
+    pub fn shard_index(&self, address: &str) -> usize {
+        let first = address.strip_prefix('/').unwrap_or(address);
+        let namespace = first.split('/').next().unwrap_or("");
+        self.index_of(namespace)
+    }
+
+    /// The shard owning `address`.
+    pub fn shard_for(&self, address: &str) -> &Addr<Shard> {
+        &self.shards[self.shard_index(address)]
+    }
+
+    /// The shards a pattern can match on: one if its first segment is literal, else all.
+    pub fn shards_for(&self, pattern: &Pattern) -> Vec<Addr<Shard>> {
+        match pattern.namespace() {
+            Some(ns) => vec![self.shards[self.index_of(ns)].clone()],
+            None => self.shards.to_vec(),
+        }
+    }
+
+    /// A fresh session key.
+    pub fn next_session_key(&self) -> SessionKey {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A fresh bundle id.
+    pub fn next_bundle_id(&self) -> u64 {
+        self.next_bundle.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Takes a session slot; false when `max_sessions` is reached or the relay is draining.
+    pub fn admit(&self) -> bool {
+        if self.draining.load(Ordering::Relaxed) {
+            return false;
+        }
+        let max = self.config.max_sessions;
+        let mut current = self.session_count.load(Ordering::Relaxed);
+        loop {
+            if max != 0 && current >= max {
+                return false;
+            }
+            match self.session_count.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Gives a slot back.
+    pub fn release(&self) {
+        self.session_count.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, SessionEntry>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a session under its wire id.
+    pub fn register(&self, id: Arc<str>, entry: SessionEntry) {
+        self.registry().insert(id, entry);
+    }
+
+    /// Removes a session from the registry.
+    pub fn unregister(&self, id: &str) {
+        self.registry().remove(id);
+    }
+
+    /// Looks a session up by wire id (P2P signalling).
+    pub fn session(&self, id: &str) -> Option<SessionEntry> {
+        self.registry().get(id).cloned()
+    }
+
+    /// Asks every session to close.
+    pub fn close_all(&self) -> usize {
+        let entries: Vec<SessionEntry> = self.registry().values().cloned().collect();
+        for e in &entries {
+            e.close.do_send(CloseSession);
+        }
+        entries.len()
+    }
+}

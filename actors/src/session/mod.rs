@@ -1,0 +1,682 @@
+//! A session: one client connection. It decodes frames, answers what it can itself (PING,
+//! SYNC, GET, QUERY, ...), sends writes and publishes to the owning shard, applies its
+//! subscriptions' delivery options to what shards deliver, and feeds the bounded outbound
+//! queue its socket writer drains (WIRE §7).
+
+mod filter;
+pub mod outbound;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_ws::{CloseCode, CloseReason};
+use bytes::Bytes;
+use clasp_proto::{
+    decode_frame, encode_frame, encode_snapshot_frames, Ack, Announce, Bundle, ClockSync, Decoded,
+    ErrorMessage, FeatureSet, FrameHeader, Message, Pattern, Publish, QoS, QueryResult, Set,
+    Subscribe, Welcome, PROTOCOL_VERSION,
+};
+use futures_util::future::join_all;
+
+use crate::clock::now_micros;
+use crate::health::Counters;
+use crate::messages::*;
+use crate::router::{CloseSession, Router, SessionEntry};
+use crate::shard::{publish_qos, reply_frame, REPLY_HEADER};
+pub use filter::{SubState, Verdict};
+pub use outbound::{OutboundQueue, Outgoing, Pushed};
+
+/// Prefix of P2P signalling addresses (WIRE §7.6).
+const P2P_SIGNAL: &str = "/clasp/p2p/signal/";
+
+/// A binary WebSocket message from the client, with its arrival time.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Inbound {
+    /// The bytes.
+    pub data: Bytes,
+    /// Arrival (router clock, µs).
+    pub received_us: u64,
+}
+
+/// Traffic that proves the peer alive (WS ping/pong, text messages).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Alive;
+
+/// The socket is gone.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Disconnected;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitingHello,
+    Open,
+    Closing,
+}
+
+/// The session actor.
+pub struct Session {
+    router: Router,
+    key: SessionKey,
+    id: Arc<str>,
+    queue: Arc<OutboundQueue>,
+    phase: Phase,
+    features: FeatureSet,
+    subs: HashMap<u32, SubState>,
+    last_inbound: Instant,
+    behind_since: Option<Instant>,
+    me: Option<SessionRef>,
+}
+
+impl Session {
+    /// A session for a connection whose writer drains `queue`.
+    pub fn new(router: Router, queue: Arc<OutboundQueue>) -> Self {
+        let key = router.next_session_key();
+        Self {
+            router,
+            key,
+            id: Arc::from(uuid::Uuid::new_v4().to_string()),
+            queue,
+            phase: Phase::AwaitingHello,
+            features: FeatureSet::default(),
+            subs: HashMap::new(),
+            last_inbound: Instant::now(),
+            behind_since: None,
+            me: None,
+        }
+    }
+
+    fn me(&self) -> Option<SessionRef> {
+        self.me.clone()
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, why: &str) {
+        if self.phase == Phase::Closing {
+            return;
+        }
+        tracing::debug!(session = %self.id, ?code, why, "closing");
+        self.phase = Phase::Closing;
+        self.queue.push_control(Outgoing::Close(Some(CloseReason {
+            code,
+            description: Some(why.to_string()),
+        })));
+        // The reader ends when the socket closes; stop anyway if the peer never answers.
+        ctx.run_later(Duration::from_secs(5), |_, ctx| ctx.stop());
+    }
+
+    /// Queues a frame, applying back-pressure outcomes.
+    fn push(
+        &mut self,
+        ctx: &mut Context<Self>,
+        frame: Bytes,
+        class: DeliveryClass,
+        address: Option<clasp_proto::Address>,
+    ) {
+        let counters = &self.router.counters;
+        Counters::bump(&counters.frames_out);
+        match self.queue.push(frame, class, address) {
+            Pushed::Queued => {
+                if self.behind_since.is_some()
+                    && self.queue.len() < self.router.config.session_queue / 2
+                {
+                    self.behind_since = None;
+                }
+            }
+            Pushed::Conflated | Pushed::Shed => Counters::bump(&counters.dropped),
+            Pushed::Overflow => {
+                if self.behind_since.is_none() {
+                    self.behind_since = Some(Instant::now());
+                    let msg = format!(
+                        "Buffer overflow: client is not reading; {} messages queued",
+                        self.queue.len()
+                    );
+                    if let Some(f) = reply_frame(&Message::Error(ErrorMessage::new(503, msg, None)))
+                    {
+                        self.queue.push_control(Outgoing::Frame {
+                            frame: f,
+                            class: DeliveryClass::Reliable,
+                            address: None,
+                        });
+                    }
+                    Counters::bump(&counters.errors);
+                }
+            }
+            Pushed::Disconnect => {
+                Counters::bump(&counters.slow_disconnects);
+                tracing::warn!(session = %self.id, "slow consumer disconnected");
+                self.close(ctx, CloseCode::Again, "slow consumer: outbound queue full");
+            }
+        }
+    }
+
+    fn send(&mut self, ctx: &mut Context<Self>, message: &Message) {
+        if let Some(frame) = reply_frame(message) {
+            self.push(ctx, frame, DeliveryClass::Reliable, None);
+        }
+    }
+
+    fn error(
+        &mut self,
+        ctx: &mut Context<Self>,
+        code: u16,
+        text: impl Into<String>,
+        address: Option<String>,
+    ) {
+        Counters::bump(&self.router.counters.errors);
+        self.send(ctx, &Message::Error(ErrorMessage::new(code, text, address)));
+    }
+
+    fn on_frame(&mut self, decoded: Decoded, received_us: u64, ctx: &mut Context<Self>) {
+        let qos = decoded.header.qos;
+        match decoded.message {
+            Message::Hello(_) => {
+                self.error(ctx, 101, "HELLO on an open session is ignored", None);
+            }
+            Message::Subscribe(s) => self.subscribe(s, ctx),
+            Message::Unsubscribe(u) => {
+                if let Some(sub) = self.subs.remove(&u.id) {
+                    for shard in self.router.shards_for(&sub.pattern) {
+                        shard.do_send(ShardUnsubscribe {
+                            session: self.key,
+                            id: u.id,
+                        });
+                    }
+                }
+            }
+            Message::Set(set) => self.set(set, qos),
+            Message::Publish(p) => self.publish(p, ctx),
+            Message::Get(g) => {
+                let shard = self.router.shard_for(g.address.as_str()).clone();
+                let fut = async move {
+                    shard
+                        .send(ShardGet { address: g.address })
+                        .await
+                        .ok()
+                        .flatten()
+                };
+                ctx.spawn(fut.into_actor(self).map(|param, act, ctx| {
+                    // Unknown address: no reply at all, as the clients expect (§7.7).
+                    if let Some(p) = param {
+                        act.send(ctx, &clasp_proto::codec::snapshot_of(p));
+                    }
+                }));
+            }
+            Message::Bundle(b) => self.bundle(b, qos, ctx),
+            Message::Sync(s) => {
+                let reply = ClockSync {
+                    t1: s.t1,
+                    t2: Some(received_us),
+                    t3: Some(now_micros()),
+                };
+                self.send(ctx, &Message::Sync(reply));
+            }
+            Message::Ping => self.send(ctx, &Message::Pong),
+            Message::Announce(a) => self.announce(a, qos, ctx),
+            Message::Query(q) => self.query(q.pattern, ctx),
+            Message::Replay(r) => {
+                self.error(
+                    ctx,
+                    501,
+                    "Journal not configured on this router",
+                    Some(r.pattern.to_string()),
+                );
+            }
+            Message::FederationSync(_) => {
+                if self.features.has(FeatureSet::FEDERATION) {
+                    self.error(ctx, 501, "Federation not configured on this router", None);
+                } else {
+                    self.error(ctx, 403, "FederationSync requires federation feature", None);
+                }
+            }
+            // Router-to-client messages and PONG: nothing to do.
+            Message::Pong
+            | Message::Welcome(_)
+            | Message::Snapshot(_)
+            | Message::Ack(_)
+            | Message::Error(_)
+            | Message::Result(_) => {}
+        }
+    }
+
+    fn subscribe(&mut self, s: Subscribe, ctx: &mut Context<Self>) {
+        let Some(me) = self.me() else { return };
+        let max = self.router.config.max_subscriptions;
+        if !self.subs.contains_key(&s.id) && self.subs.len() >= max {
+            let text = format!("Subscription limit reached (max {max})");
+            self.error(ctx, 429, text, Some(s.pattern.to_string()));
+            return;
+        }
+        // Same id ⇒ replace (RECOMMENDED §7.3).
+        if let Some(old) = self.subs.remove(&s.id) {
+            for shard in self.router.shards_for(&old.pattern) {
+                shard.do_send(ShardUnsubscribe {
+                    session: self.key,
+                    id: s.id,
+                });
+            }
+        }
+        for shard in self.router.shards_for(&s.pattern) {
+            shard.do_send(ShardSubscribe {
+                session: me.clone(),
+                id: s.id,
+                pattern: s.pattern.clone(),
+                types: s.types,
+                snapshot: true,
+            });
+        }
+        self.subs
+            .insert(s.id, SubState::new(s.pattern, s.types, s.options));
+    }
+
+    fn set(&mut self, set: Set, qos: QoS) {
+        let Some(me) = self.me() else { return };
+        let shard = self.router.shard_for(set.address.as_str());
+        shard.do_send(ShardSet {
+            origin: me,
+            set,
+            ack: qos >= QoS::Confirm,
+        });
+    }
+
+    fn publish(&mut self, p: Publish, ctx: &mut Context<Self>) {
+        let Some(me) = self.me() else { return };
+        if let Some(target) = p
+            .address
+            .as_str()
+            .strip_prefix(P2P_SIGNAL)
+            .filter(|t| !t.contains('/'))
+        {
+            match self.router.session(target) {
+                Some(entry) => {
+                    let header = FrameHeader::new(publish_qos(p.signal));
+                    if let Ok(frame) = encode_frame(&header, &Message::Publish(p)) {
+                        entry.deliver.do_send(Deliver {
+                            delivery: Arc::new(Delivery {
+                                frame: Bytes::from(frame),
+                                class: DeliveryClass::Reliable,
+                                address: None,
+                                numeric: None,
+                                signal: None,
+                            }),
+                            subs: Box::new([]),
+                        });
+                    }
+                }
+                None => {
+                    let text = format!("Target session not found: {target}");
+                    self.error(ctx, 404, text, Some(p.address.to_string()));
+                }
+            }
+            return;
+        }
+        self.router
+            .shard_for(p.address.as_str())
+            .do_send(ShardPublish {
+                origin: me,
+                publish: p,
+            });
+    }
+
+    fn announce(&mut self, a: Announce, qos: QoS, ctx: &mut Context<Self>) {
+        let mut by_shard: HashMap<usize, (Addr<crate::shard::Shard>, Vec<clasp_proto::SignalDef>)> =
+            HashMap::new();
+        for def in a.signals {
+            let index = self.router.shard_index(&def.address);
+            let addr = self.router.shards()[index].clone();
+            by_shard
+                .entry(index)
+                .or_insert_with(|| (addr, Vec::new()))
+                .1
+                .push(def);
+        }
+        for (_, (shard, signals)) in by_shard {
+            shard.do_send(ShardAnnounce { signals });
+        }
+        if qos >= QoS::Confirm {
+            self.send(
+                ctx,
+                &Message::Ack(Ack {
+                    address: Some(a.namespace),
+                    ..Ack::default()
+                }),
+            );
+        }
+    }
+
+    fn query(&mut self, pattern: Pattern, ctx: &mut Context<Self>) {
+        let shards = self.router.shards_for(&pattern);
+        let fut = async move {
+            let answers = join_all(shards.iter().map(|s| {
+                s.send(ShardQuery {
+                    pattern: pattern.clone(),
+                })
+            }))
+            .await;
+            let mut signals: Vec<_> = answers
+                .into_iter()
+                .filter_map(Result::ok)
+                .flat_map(|r| r.signals)
+                .collect();
+            signals.sort_by(|a, b| a.address.cmp(&b.address));
+            QueryResult { signals }
+        };
+        ctx.wait(
+            fut.into_actor(self)
+                .map(|result, act, ctx| act.send(ctx, &Message::Result(result))),
+        );
+    }
+
+    /// BUNDLE (FEATURES ST-18/19): all SETs are checked on their shards first and applied
+    /// only if every one passes (two-phase across shards); PUBLISHes follow. A future
+    /// timestamp holds the bundle until that router time.
+    fn bundle(&mut self, b: Bundle, qos: QoS, ctx: &mut Context<Self>) {
+        if let Some(at) = b.timestamp {
+            let now = now_micros();
+            if at > now {
+                let delay = Duration::from_micros(at - now);
+                ctx.run_later(delay, move |act, ctx| act.run_bundle(b.messages, qos, ctx));
+                return;
+            }
+        }
+        self.run_bundle(b.messages, qos, ctx);
+    }
+
+    fn run_bundle(&mut self, messages: Vec<Message>, qos: QoS, ctx: &mut Context<Self>) {
+        let Some(me) = self.me() else { return };
+        let mut groups: HashMap<usize, Vec<Set>> = HashMap::new();
+        let mut publishes = Vec::new();
+        for m in messages {
+            match m {
+                Message::Set(s) => groups
+                    .entry(self.router.shard_index(s.address.as_str()))
+                    .or_default()
+                    .push(s),
+                Message::Publish(p) => publishes.push(p),
+                other => tracing::debug!(kind = other.name(), "ignored inside BUNDLE"),
+            }
+        }
+        let router = self.router.clone();
+        let bundle = router.next_bundle_id();
+        let fut = async move {
+            let shards: Vec<(Addr<crate::shard::Shard>, Vec<Set>)> = groups
+                .into_iter()
+                .map(|(i, sets)| (router.shards()[i].clone(), sets))
+                .collect();
+            let prepared = join_all(shards.iter().map(|(shard, sets)| {
+                shard.send(BundlePrepare {
+                    bundle,
+                    origin: me.clone(),
+                    sets: sets.clone(),
+                })
+            }))
+            .await;
+            let mut failure = None;
+            for (result, (_, sets)) in prepared.iter().zip(&shards) {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        failure.get_or_insert((
+                            e.code(),
+                            e.to_string(),
+                            sets.first().map(|s| s.address.to_string()),
+                        ));
+                    }
+                    Err(e) => {
+                        failure.get_or_insert((500, format!("shard unavailable: {e}"), None));
+                    }
+                }
+            }
+            if let Some(f) = failure {
+                for (shard, _) in &shards {
+                    shard.do_send(BundleAbort { bundle });
+                }
+                return Err(f);
+            }
+            let commits = join_all(
+                shards
+                    .iter()
+                    .map(|(shard, _)| shard.send(BundleCommit { bundle })),
+            )
+            .await;
+            Ok(commits.into_iter().filter_map(|r| r.ok().flatten()).last())
+        };
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(revision) => {
+                        if let Some(me) = act.me() {
+                            for p in publishes {
+                                act.router
+                                    .shard_for(p.address.as_str())
+                                    .do_send(ShardPublish {
+                                        origin: me.clone(),
+                                        publish: p,
+                                    });
+                            }
+                        }
+                        if qos >= QoS::Confirm {
+                            act.send(
+                                ctx,
+                                &Message::Ack(Ack {
+                                    revision,
+                                    ..Ack::default()
+                                }),
+                            );
+                        }
+                    }
+                    Err((code, text, address)) => {
+                        let code = if code == 401 { 401 } else { 400.max(code) };
+                        act.error(ctx, code, format!("Bundle rejected: {text}"), address);
+                    }
+                }),
+        );
+    }
+
+    fn hello(&mut self, features: FeatureSet, ctx: &mut Context<Self>) {
+        self.phase = Phase::Open;
+        self.features = features;
+        let me = SessionRef {
+            key: self.key,
+            id: self.id.clone(),
+            recipient: ctx.address().recipient(),
+        };
+        self.router.register(
+            self.id.clone(),
+            SessionEntry {
+                key: self.key,
+                close: ctx.address().recipient(),
+                deliver: me.recipient.clone(),
+            },
+        );
+        self.me = Some(me);
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            features: FeatureSet::ROUTER_DEFAULT,
+            time: now_micros(),
+            session: self.id.to_string(),
+            name: self.router.config.name.clone(),
+            token: None,
+        };
+        self.send(ctx, &Message::Welcome(welcome));
+        // The whole store, chunked by size; one empty SNAPSHOT if there is nothing (§7.1).
+        let shards = self.router.shards().to_vec();
+        let fut = async move {
+            let everything = match Pattern::compile("/**") {
+                Ok(p) => p,
+                Err(_) => return Vec::new(),
+            };
+            let parts = join_all(shards.iter().map(|s| {
+                s.send(ShardSnapshot {
+                    pattern: everything.clone(),
+                })
+            }))
+            .await;
+            parts
+                .into_iter()
+                .filter_map(Result::ok)
+                .flatten()
+                .collect::<Vec<_>>()
+        };
+        ctx.wait(fut.into_actor(self).map(|params, act, ctx| {
+            match encode_snapshot_frames(&REPLY_HEADER, &params) {
+                Ok(frames) => {
+                    for f in frames {
+                        act.push(ctx, Bytes::from(f), DeliveryClass::Reliable, None);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "initial snapshot does not encode"),
+            }
+        }));
+    }
+
+    fn deliver(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        let d = msg.delivery;
+        if !msg.subs.is_empty() {
+            let now = Instant::now();
+            let mut send = false;
+            let mut hold: Option<(u32, Duration)> = None;
+            let mut any_known = false;
+            for id in msg.subs.iter() {
+                let Some(sub) = self.subs.get_mut(id) else {
+                    continue;
+                };
+                any_known = true;
+                match sub.consider(&d, now) {
+                    Verdict::Send => send = true,
+                    Verdict::Hold(delay) => hold = hold.or(Some((*id, delay))),
+                    Verdict::Replaced | Verdict::Suppress => {}
+                }
+            }
+            if !any_known {
+                // Unsubscribed while the delivery was in flight.
+                return;
+            }
+            if !send {
+                if let (Some((id, delay)), Some(address)) = (hold, d.address.clone()) {
+                    ctx.run_later(delay, move |act, ctx| {
+                        let now = Instant::now();
+                        if let Some(held) = act
+                            .subs
+                            .get_mut(&id)
+                            .and_then(|s| s.take_pending(&address, now))
+                        {
+                            act.push(ctx, held.frame.clone(), held.class, held.address.clone());
+                        }
+                    });
+                }
+                return;
+            }
+        }
+        self.push(ctx, d.frame.clone(), d.class, d.address.clone());
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(64);
+        let hello_timeout = self.router.config.hello_timeout;
+        ctx.run_later(hello_timeout, |act, ctx| {
+            if act.phase == Phase::AwaitingHello {
+                act.close(ctx, CloseCode::Policy, "no HELLO received in time");
+            }
+        });
+        let timeout = self.router.config.session_timeout;
+        let every = (timeout / 3).max(Duration::from_millis(100));
+        ctx.run_interval(every, move |act, ctx| {
+            if act.last_inbound.elapsed() > timeout {
+                act.close(ctx, CloseCode::Away, "session timed out");
+            } else {
+                act.queue.push_control(Outgoing::Ping);
+            }
+            if let Some(since) = act.behind_since {
+                if since.elapsed() > Duration::from_secs(10) {
+                    Counters::bump(&act.router.counters.slow_disconnects);
+                    act.close(ctx, CloseCode::Again, "slow consumer: behind for 10 s");
+                }
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.queue.close();
+        self.router.unregister(&self.id);
+        for shard in self.router.shards() {
+            shard.do_send(SessionGone {
+                key: self.key,
+                id: self.id.clone(),
+            });
+        }
+        self.router.release();
+        tracing::debug!(session = %self.id, "ended");
+    }
+}
+
+impl Handler<Inbound> for Session {
+    type Result = ();
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        self.last_inbound = Instant::now();
+        Counters::bump(&self.router.counters.frames_in);
+        match self.phase {
+            Phase::Closing => {}
+            Phase::AwaitingHello => match decode_frame(&msg.data) {
+                Ok(Decoded {
+                    message: Message::Hello(h),
+                    ..
+                }) => self.hello(h.features, ctx),
+                Ok(other) => {
+                    let why = format!("expected HELLO, got {}", other.message.name());
+                    self.close(ctx, CloseCode::Policy, &why);
+                }
+                Err(e) => {
+                    let why = format!("expected HELLO: {e}");
+                    self.close(ctx, CloseCode::Protocol, &why);
+                }
+            },
+            Phase::Open => match decode_frame(&msg.data) {
+                Ok(decoded) => self.on_frame(decoded, msg.received_us, ctx),
+                Err(e) => {
+                    tracing::debug!(session = %self.id, error = %e, "undecodable frame");
+                    let subject = e.subject().map(str::to_string);
+                    self.error(ctx, e.error_code(), e.to_string(), subject);
+                }
+            },
+        }
+    }
+}
+
+impl Handler<Alive> for Session {
+    type Result = ();
+    fn handle(&mut self, _: Alive, _: &mut Context<Self>) {
+        self.last_inbound = Instant::now();
+    }
+}
+
+impl Handler<Disconnected> for Session {
+    type Result = ();
+    fn handle(&mut self, _: Disconnected, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<CloseSession> for Session {
+    type Result = ();
+    fn handle(&mut self, _: CloseSession, ctx: &mut Context<Self>) {
+        self.close(ctx, CloseCode::Away, "relay shutting down");
+    }
+}
+
+impl Handler<Deliver> for Session {
+    type Result = ();
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        self.deliver(msg, ctx);
+    }
+}

@@ -1,0 +1,575 @@
+//! A shard: the actor that owns one address subtree's params, subscriptions, open gestures,
+//! stored timelines and announced signals. An address belongs to the shard chosen by its
+//! first segment, so all writes to it are applied by one actor, in order.
+
+mod store;
+mod subs;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use clasp_proto::{
+    encode_frame, encode_snapshot_frames, Ack, Address, ErrorMessage, FrameHeader, GesturePhase,
+    Message, Payload, Publish, QoS, QueryResult, Set, SignalDef, SignalInfo, SignalType,
+};
+
+pub use store::{Applied, ParamStore, SetError, StoreLimits};
+pub use subs::{SubKey, Subscriptions};
+
+use crate::clock::now_micros;
+use crate::config::RelayConfig;
+use crate::health::{ActorState, ActorTable};
+use crate::messages::*;
+
+/// Frame header the router uses for SET broadcasts (§3.6: `0x41`).
+const SET_HEADER: FrameHeader = FrameHeader::new(QoS::Confirm);
+/// Header for replies (WELCOME, SNAPSHOT, ACK, ERROR, ...: `0x01`).
+pub const REPLY_HEADER: FrameHeader = FrameHeader::new(QoS::Fire);
+/// Open gestures with no traffic for this long are forgotten.
+const GESTURE_IDLE: Duration = Duration::from_secs(300);
+/// A prepared bundle not committed within this time is aborted (its session died).
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Frame QoS the router uses when forwarding a PUBLISH of this type (§3.3).
+pub fn publish_qos(signal: SignalType) -> QoS {
+    match signal {
+        SignalType::Param | SignalType::Event => QoS::Confirm,
+        SignalType::Stream | SignalType::Gesture => QoS::Fire,
+        SignalType::Timeline => QoS::Commit,
+    }
+}
+
+/// Encodes a reply frame; our replies always fit, a failure is logged and yields nothing.
+pub fn reply_frame(message: &Message) -> Option<Bytes> {
+    match encode_frame(&REPLY_HEADER, message) {
+        Ok(f) => Some(Bytes::from(f)),
+        Err(e) => {
+            tracing::error!(error = %e, kind = message.name(), "reply does not encode");
+            None
+        }
+    }
+}
+
+/// Sends a reply frame straight to one session.
+pub fn reply(to: &Recipient<Deliver>, message: &Message) {
+    if let Some(frame) = reply_frame(message) {
+        to.do_send(Deliver {
+            delivery: Arc::new(Delivery {
+                frame,
+                class: DeliveryClass::Reliable,
+                address: None,
+                numeric: None,
+                signal: None,
+            }),
+            subs: Box::new([]),
+        });
+    }
+}
+
+struct OpenGesture {
+    pending: Option<(Publish, SessionKey)>,
+    last_seen: Instant,
+}
+
+struct Prepared {
+    origin: SessionRef,
+    sets: Vec<Set>,
+    addresses: HashSet<Address>,
+}
+
+/// The shard actor.
+pub struct Shard {
+    name: String,
+    config: Arc<RelayConfig>,
+    store: ParamStore,
+    subs: Subscriptions,
+    gestures: HashMap<(Address, u32), OpenGesture>,
+    timelines: HashMap<Address, Publish>,
+    signals: HashMap<String, SignalDef>,
+    prepared: HashMap<u64, Prepared>,
+    parked: VecDeque<ShardSet>,
+    actors: ActorTable,
+}
+
+impl Shard {
+    /// A shard with an empty store; `limits` is shared by all shards.
+    pub fn new(
+        index: usize,
+        config: Arc<RelayConfig>,
+        limits: StoreLimits,
+        actors: ActorTable,
+    ) -> Self {
+        Self {
+            name: format!("shard-{index}"),
+            config,
+            store: ParamStore::new(limits),
+            subs: Subscriptions::default(),
+            gestures: HashMap::new(),
+            timelines: HashMap::new(),
+            signals: HashMap::new(),
+            prepared: HashMap::new(),
+            parked: VecDeque::new(),
+            actors,
+        }
+    }
+
+    fn reserved(&self, address: &Address) -> bool {
+        self.prepared
+            .values()
+            .any(|p| p.addresses.contains(address))
+    }
+
+    /// Applies one SET and broadcasts it; errors go to the writer.
+    fn set(&mut self, msg: ShardSet) {
+        if self.reserved(&msg.set.address) {
+            // A bundle holds this address: apply after it commits or aborts, in order.
+            self.parked.push_back(msg);
+            return;
+        }
+        let strategy = self.config.strategy_for(msg.set.address.as_str());
+        match self.store.apply(
+            &msg.set,
+            &msg.origin.id,
+            strategy,
+            now_micros(),
+            Instant::now(),
+        ) {
+            Ok(applied) => {
+                let revision = applied.echo.revision;
+                self.broadcast_set(applied.echo);
+                if msg.ack {
+                    let ack = Ack {
+                        address: Some(msg.set.address.to_string()),
+                        revision,
+                        ..Ack::default()
+                    };
+                    reply(&msg.origin.recipient, &Message::Ack(ack));
+                }
+            }
+            Err(e) => {
+                reply(
+                    &msg.origin.recipient,
+                    &Message::Error(ErrorMessage::new(
+                        e.code(),
+                        e.to_string(),
+                        Some(msg.set.address.to_string()),
+                    )),
+                );
+            }
+        }
+    }
+
+    fn broadcast_set(&mut self, echo: Set) {
+        let targets = self.subs.targets(echo.address.as_str(), SignalType::Param);
+        if targets.is_empty() {
+            return;
+        }
+        let numeric = echo.value.as_f64();
+        let address = echo.address.clone();
+        let frame = match encode_frame(&SET_HEADER, &Message::Set(echo)) {
+            Ok(f) => Bytes::from(f),
+            Err(e) => {
+                tracing::error!(error = %e, %address, "SET broadcast does not encode");
+                return;
+            }
+        };
+        let delivery = Arc::new(Delivery {
+            frame,
+            class: DeliveryClass::Param,
+            address: Some(address),
+            numeric,
+            signal: Some(SignalType::Param),
+        });
+        for t in targets {
+            t.recipient.do_send(Deliver {
+                delivery: delivery.clone(),
+                subs: t.subs,
+            });
+        }
+    }
+
+    fn forward(&mut self, publish: Publish, skip: Option<SessionKey>) {
+        let targets = self.subs.targets(publish.address.as_str(), publish.signal);
+        if targets.iter().all(|t| Some(t.session) == skip) {
+            return;
+        }
+        let class = match publish.signal {
+            SignalType::Stream | SignalType::Gesture => DeliveryClass::Lossy,
+            _ => DeliveryClass::Reliable,
+        };
+        let numeric = match &publish.payload {
+            Payload::Value(v) => v.as_f64(),
+            _ => None,
+        };
+        let signal = publish.signal;
+        let address = publish.address.clone();
+        let frame = match encode_frame(
+            &FrameHeader::new(publish_qos(signal)),
+            &Message::Publish(publish),
+        ) {
+            Ok(f) => Bytes::from(f),
+            Err(e) => {
+                tracing::error!(error = %e, %address, "PUBLISH does not encode");
+                return;
+            }
+        };
+        let delivery = Arc::new(Delivery {
+            frame,
+            class,
+            address: Some(address),
+            numeric,
+            signal: Some(signal),
+        });
+        for t in targets {
+            if Some(t.session) != skip {
+                t.recipient.do_send(Deliver {
+                    delivery: delivery.clone(),
+                    subs: t.subs,
+                });
+            }
+        }
+    }
+
+    /// Gestures: `start` at once; `move` buffered (latest wins) while the gesture is open;
+    /// `end`/`cancel` flush the buffered move first (FEATURES ST-9).
+    fn publish(&mut self, origin: SessionKey, publish: Publish) {
+        match publish.signal {
+            SignalType::Gesture => {
+                let key = (publish.address.clone(), publish.id.unwrap_or(0));
+                let now = Instant::now();
+                match publish.phase {
+                    GesturePhase::Start => {
+                        self.gestures.insert(
+                            key,
+                            OpenGesture {
+                                pending: None,
+                                last_seen: now,
+                            },
+                        );
+                        self.forward(publish, Some(origin));
+                    }
+                    GesturePhase::Move => match self.gestures.get_mut(&key) {
+                        Some(open) => {
+                            open.pending = Some((publish, origin));
+                            open.last_seen = now;
+                        }
+                        None => self.forward(publish, Some(origin)),
+                    },
+                    GesturePhase::End | GesturePhase::Cancel => {
+                        if let Some(OpenGesture {
+                            pending: Some((m, o)),
+                            ..
+                        }) = self.gestures.remove(&key)
+                        {
+                            self.forward(m, Some(o));
+                        }
+                        self.forward(publish, Some(origin));
+                    }
+                }
+            }
+            SignalType::Timeline => {
+                // Stored so late joiners get the running timeline (ST-10); replaces the last.
+                self.timelines
+                    .insert(publish.address.clone(), publish.clone());
+                self.forward(publish, Some(origin));
+            }
+            _ => self.forward(publish, Some(origin)),
+        }
+    }
+
+    fn flush_gestures(&mut self) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        self.gestures.retain(|_, g| {
+            if let Some(p) = g.pending.take() {
+                due.push(p);
+            }
+            now.duration_since(g.last_seen) < GESTURE_IDLE
+        });
+        for (m, origin) in due {
+            self.forward(m, Some(origin));
+        }
+    }
+
+    fn expire(&mut self) {
+        let gone = self.store.expire(Instant::now());
+        if !gone.is_empty() {
+            tracing::debug!(shard = %self.name, count = gone.len(), "params expired");
+        }
+    }
+
+    fn unpark(&mut self) {
+        let parked: Vec<ShardSet> = self.parked.drain(..).collect();
+        for m in parked {
+            self.set(m);
+        }
+    }
+}
+
+impl Actor for Shard {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+        ctx.run_interval(Duration::from_secs(1), |shard, _| shard.expire());
+        ctx.run_interval(self.config.gesture_flush, |shard, _| shard.flush_gestures());
+        self.actors.set(&self.name, ActorState::Running);
+        tracing::debug!(shard = %self.name, "started");
+    }
+}
+
+impl Supervised for Shard {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // State lives in `self` and survives the restart.
+        tracing::warn!(shard = %self.name, params = self.store.len(), "restarting");
+        self.actors.set(&self.name, ActorState::Restarting);
+    }
+}
+
+impl Handler<ShardSet> for Shard {
+    type Result = ();
+    fn handle(&mut self, msg: ShardSet, _: &mut Context<Self>) {
+        self.set(msg);
+    }
+}
+
+impl Handler<ShardPublish> for Shard {
+    type Result = ();
+    fn handle(&mut self, msg: ShardPublish, _: &mut Context<Self>) {
+        self.publish(msg.origin.key, msg.publish);
+    }
+}
+
+impl Handler<ShardSubscribe> for Shard {
+    type Result = ();
+    fn handle(&mut self, msg: ShardSubscribe, _: &mut Context<Self>) {
+        let snapshot = msg.snapshot.then(|| self.store.matching(&msg.pattern));
+        let timelines: Vec<Publish> = if msg.snapshot && msg.types.includes(SignalType::Timeline) {
+            self.timelines
+                .values()
+                .filter(|t| msg.pattern.matches(t.address.as_str()))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.subs
+            .subscribe(&msg.session, msg.id, msg.pattern, msg.types);
+        if let Some(params) = snapshot.filter(|p| !p.is_empty()) {
+            match encode_snapshot_frames(&REPLY_HEADER, &params) {
+                Ok(frames) => {
+                    for frame in frames {
+                        msg.session.recipient.do_send(Deliver {
+                            delivery: Arc::new(Delivery {
+                                frame: Bytes::from(frame),
+                                class: DeliveryClass::Reliable,
+                                address: None,
+                                numeric: None,
+                                signal: None,
+                            }),
+                            subs: Box::new([]),
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "subscribe snapshot does not encode"),
+            }
+        }
+        for t in timelines {
+            let address = t.address.clone();
+            if let Ok(frame) = encode_frame(&FrameHeader::new(QoS::Commit), &Message::Publish(t)) {
+                msg.session.recipient.do_send(Deliver {
+                    delivery: Arc::new(Delivery {
+                        frame: Bytes::from(frame),
+                        class: DeliveryClass::Reliable,
+                        address: Some(address),
+                        numeric: None,
+                        signal: Some(SignalType::Timeline),
+                    }),
+                    subs: Box::new([msg.id]),
+                });
+            }
+        }
+    }
+}
+
+impl Handler<ShardUnsubscribe> for Shard {
+    type Result = ();
+    fn handle(&mut self, msg: ShardUnsubscribe, _: &mut Context<Self>) {
+        self.subs.unsubscribe(msg.session, msg.id);
+    }
+}
+
+impl Handler<SessionGone> for Shard {
+    type Result = ();
+    fn handle(&mut self, msg: SessionGone, _: &mut Context<Self>) {
+        self.subs.remove_session(msg.key);
+        self.store.release_locks(&msg.id);
+        let gone: Vec<u64> = self
+            .prepared
+            .iter()
+            .filter(|(_, p)| p.origin.key == msg.key)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.prepared.remove(&id);
+        }
+        self.unpark();
+    }
+}
+
+impl Handler<ShardGet> for Shard {
+    type Result = Option<clasp_proto::ParamState>;
+    fn handle(&mut self, msg: ShardGet, _: &mut Context<Self>) -> Self::Result {
+        self.store.get(&msg.address, Instant::now())
+    }
+}
+
+impl Handler<ShardSnapshot> for Shard {
+    type Result = Vec<clasp_proto::ParamState>;
+    fn handle(&mut self, msg: ShardSnapshot, _: &mut Context<Self>) -> Self::Result {
+        self.store.matching(&msg.pattern)
+    }
+}
+
+impl Handler<ShardAnnounce> for Shard {
+    type Result = ();
+    fn handle(&mut self, msg: ShardAnnounce, _: &mut Context<Self>) {
+        for def in msg.signals {
+            self.signals.insert(def.address.clone(), def);
+        }
+    }
+}
+
+impl Handler<ShardQuery> for Shard {
+    type Result = MessageResult<ShardQuery>;
+    fn handle(&mut self, msg: ShardQuery, _: &mut Context<Self>) -> Self::Result {
+        let mut signals: Vec<SignalInfo> = self
+            .signals
+            .values()
+            .filter(|d| msg.pattern.matches(&d.address))
+            .map(|d| SignalInfo {
+                address: d.address.clone(),
+                signal: d.signal,
+                datatype: d.datatype.clone(),
+                access: d.access.clone(),
+            })
+            .collect();
+        signals.sort_by(|a, b| a.address.cmp(&b.address));
+        MessageResult(QueryResult { signals })
+    }
+}
+
+impl Handler<BundlePrepare> for Shard {
+    type Result = Result<(), SetError>;
+    fn handle(&mut self, msg: BundlePrepare, ctx: &mut Context<Self>) -> Self::Result {
+        // Check the SETs in order against the state they would see, on a scratch copy of
+        // just the touched params' revisions and locks.
+        for set in &msg.sets {
+            if self.reserved(&set.address) {
+                return Err(SetError::Busy {
+                    address: set.address.to_string(),
+                });
+            }
+            let strategy = self.config.strategy_for(set.address.as_str());
+            self.store.check(
+                &Set {
+                    revision: None,
+                    ..set.clone()
+                },
+                &msg.origin.id,
+                strategy,
+            )?;
+        }
+        // Expected revisions inside one bundle: a later SET may expect the revision an
+        // earlier one in the same bundle produces.
+        let mut revisions: HashMap<&Address, u64> = HashMap::new();
+        for set in &msg.sets {
+            let current = revisions
+                .get(&set.address)
+                .copied()
+                .or_else(|| self.store.revision(&set.address));
+            if let (Some(expected), Some(actual)) = (set.revision, current) {
+                if expected != actual {
+                    return Err(SetError::RevisionConflict { expected, actual });
+                }
+            }
+            revisions.insert(&set.address, current.map_or(1, |r| r + 1));
+        }
+        let addresses = msg.sets.iter().map(|s| s.address.clone()).collect();
+        let bundle = msg.bundle;
+        self.prepared.insert(
+            bundle,
+            Prepared {
+                origin: msg.origin,
+                sets: msg.sets,
+                addresses,
+            },
+        );
+        ctx.run_later(PREPARE_TIMEOUT, move |shard, _| {
+            if shard.prepared.remove(&bundle).is_some() {
+                tracing::warn!(bundle, "prepared bundle never committed; aborted");
+                shard.unpark();
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Handler<BundleCommit> for Shard {
+    type Result = Option<u64>;
+    fn handle(&mut self, msg: BundleCommit, _: &mut Context<Self>) -> Self::Result {
+        let prepared = self.prepared.remove(&msg.bundle)?;
+        let mut last = None;
+        for set in prepared.sets {
+            // Without the revision check: it was done at prepare, against this same state.
+            let set = Set {
+                revision: None,
+                ..set
+            };
+            let strategy = self.config.strategy_for(set.address.as_str());
+            match self.store.apply(
+                &set,
+                &prepared.origin.id,
+                strategy,
+                now_micros(),
+                Instant::now(),
+            ) {
+                Ok(applied) => {
+                    last = applied.echo.revision;
+                    self.broadcast_set(applied.echo);
+                }
+                Err(e) => tracing::error!(error = %e, "prepared SET failed at commit"),
+            }
+        }
+        self.unpark();
+        last
+    }
+}
+
+impl Handler<BundleAbort> for Shard {
+    type Result = ();
+    fn handle(&mut self, msg: BundleAbort, _: &mut Context<Self>) {
+        self.prepared.remove(&msg.bundle);
+        self.unpark();
+    }
+}
+
+impl Handler<GetShardStats> for Shard {
+    type Result = MessageResult<GetShardStats>;
+    fn handle(&mut self, _: GetShardStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(ShardStats {
+            params: self.store.len(),
+            subscriptions: self.subs.len(),
+        })
+    }
+}
+
+impl Handler<StopShard> for Shard {
+    type Result = ();
+    fn handle(&mut self, _: StopShard, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

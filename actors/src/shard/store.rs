@@ -1,0 +1,608 @@
+//! Param state of one shard and its rules (WIRE §7.5, FEATURES ST-3, ST-12..17): revisions,
+//! conflict strategies, locks, expected revisions, TTLs and capacity. Pure logic, no actors,
+//! so every rule is unit-tested directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clasp_proto::{Address, ParamState, Pattern, Set, Ttl, Value};
+
+use crate::config::{ConflictStrategy, Eviction};
+
+/// Why a SET was refused. `code()` is the ERROR code sent to the writer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SetError {
+    /// The SET carried an expected revision that is not the current one.
+    #[error("RevisionConflict {{ expected: {expected}, actual: {actual} }}")]
+    RevisionConflict {
+        /// What the writer expected.
+        expected: u64,
+        /// The current revision.
+        actual: u64,
+    },
+    /// Another session holds the lock.
+    #[error("LockHeld {{ holder: {holder:?} }}")]
+    LockHeld {
+        /// Session id of the holder.
+        holder: String,
+    },
+    /// The param's conflict strategy refused the value.
+    #[error("ConflictRejected: {reason}")]
+    ConflictRejected {
+        /// Which rule.
+        reason: String,
+    },
+    /// The store is full and the eviction policy is `reject`.
+    #[error("AtCapacity: the relay holds its maximum of {max} params")]
+    AtCapacity {
+        /// The limit.
+        max: usize,
+    },
+    /// Another bundle holds this address between its prepare and commit.
+    #[error("Busy: {address} is part of a bundle being applied")]
+    Busy {
+        /// The address.
+        address: String,
+    },
+}
+
+impl SetError {
+    /// ERROR code: 401 for a held lock, 400 for every other state rejection.
+    pub fn code(&self) -> u16 {
+        match self {
+            Self::LockHeld { .. } => 401,
+            _ => 400,
+        }
+    }
+}
+
+/// Store-wide limits shared by all shards.
+#[derive(Debug, Clone)]
+pub struct StoreLimits {
+    /// Maximum params across all shards (0 = unlimited).
+    pub max_params: usize,
+    /// What to do at the limit.
+    pub eviction: Eviction,
+    /// Default lifetime since last use.
+    pub default_ttl: Option<Duration>,
+    /// Params stored across all shards.
+    pub total: Arc<AtomicUsize>,
+}
+
+#[derive(Debug, Clone)]
+struct Param {
+    value: Value,
+    revision: u64,
+    writer: Arc<str>,
+    timestamp: u64,
+    ttl: Option<Ttl>,
+    ttl_anchor: Instant,
+    last_use: Instant,
+    lock: Option<Arc<str>>,
+    created: u64,
+    used: u64,
+}
+
+impl Param {
+    fn state(&self, address: &Address) -> ParamState {
+        ParamState {
+            address: address.clone(),
+            value: self.value.clone(),
+            revision: self.revision,
+            writer: Some(self.writer.to_string()),
+            timestamp: Some(self.timestamp),
+        }
+    }
+}
+
+/// The outcome of an accepted SET.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The SET to broadcast: the incoming one with the new revision and stored value.
+    pub echo: Set,
+    /// Param evicted to make room, if any.
+    pub evicted: Option<Address>,
+}
+
+/// Params of one shard.
+#[derive(Debug)]
+pub struct ParamStore {
+    params: HashMap<Address, Param>,
+    by_use: BTreeMap<u64, Address>,
+    by_age: BTreeMap<u64, Address>,
+    seq: u64,
+    limits: StoreLimits,
+}
+
+impl ParamStore {
+    /// An empty store.
+    pub fn new(limits: StoreLimits) -> Self {
+        Self {
+            params: HashMap::new(),
+            by_use: BTreeMap::new(),
+            by_age: BTreeMap::new(),
+            seq: 0,
+            limits,
+        }
+    }
+
+    /// Params held by this shard.
+    pub fn len(&self) -> usize {
+        self.params.len()
+    }
+
+    /// Whether the shard holds no params.
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty()
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn touch(&mut self, address: &Address, now: Instant) {
+        let seq = self.next_seq();
+        if let Some(p) = self.params.get_mut(address) {
+            self.by_use.remove(&p.used);
+            p.used = seq;
+            p.last_use = now;
+            if matches!(p.ttl, Some(Ttl::Sliding(_))) {
+                p.ttl_anchor = now;
+            }
+            self.by_use.insert(seq, address.clone());
+        }
+    }
+
+    /// Checks a SET against the current state without changing anything.
+    pub fn check(
+        &self,
+        set: &Set,
+        writer: &str,
+        strategy: ConflictStrategy,
+    ) -> Result<(), SetError> {
+        let Some(p) = self.params.get(&set.address) else {
+            return self.check_capacity();
+        };
+        if let Some(holder) = &p.lock {
+            // RECOMMENDED (§7.5): the unlock flag does not let a non-holder through.
+            if &**holder != writer {
+                return Err(SetError::LockHeld {
+                    holder: holder.to_string(),
+                });
+            }
+        }
+        if let Some(expected) = set.revision {
+            if expected != p.revision {
+                return Err(SetError::RevisionConflict {
+                    expected,
+                    actual: p.revision,
+                });
+            }
+        }
+        match strategy {
+            ConflictStrategy::Max => {
+                if let (Some(new), Some(old)) = (set.value.as_f64(), p.value.as_f64()) {
+                    if new < old {
+                        return Err(SetError::ConflictRejected {
+                            reason: format!("strategy max keeps {old}, refused {new}"),
+                        });
+                    }
+                }
+            }
+            ConflictStrategy::Min => {
+                if let (Some(new), Some(old)) = (set.value.as_f64(), p.value.as_f64()) {
+                    if new > old {
+                        return Err(SetError::ConflictRejected {
+                            reason: format!("strategy min keeps {old}, refused {new}"),
+                        });
+                    }
+                }
+            }
+            ConflictStrategy::Lww | ConflictStrategy::Lock | ConflictStrategy::Merge => {}
+        }
+        Ok(())
+    }
+
+    fn check_capacity(&self) -> Result<(), SetError> {
+        let max = self.limits.max_params;
+        if max == 0 || self.limits.total.load(Ordering::Relaxed) < max {
+            return Ok(());
+        }
+        match self.limits.eviction {
+            Eviction::Reject => Err(SetError::AtCapacity { max }),
+            // Eviction happens in this shard; one with nothing to evict must refuse.
+            Eviction::Lru | Eviction::Oldest if self.params.is_empty() => {
+                Err(SetError::AtCapacity { max })
+            }
+            Eviction::Lru | Eviction::Oldest => Ok(()),
+        }
+    }
+
+    /// Applies a SET by `writer` (session id) at router time `now_us` / `now`.
+    pub fn apply(
+        &mut self,
+        set: &Set,
+        writer: &Arc<str>,
+        strategy: ConflictStrategy,
+        now_us: u64,
+        now: Instant,
+    ) -> Result<Applied, SetError> {
+        self.check(set, writer, strategy)?;
+        let mut evicted = None;
+        if !self.params.contains_key(&set.address) {
+            let max = self.limits.max_params;
+            if max != 0 && self.limits.total.load(Ordering::Relaxed) >= max {
+                evicted = self.evict_one();
+            }
+            let seq = self.next_seq();
+            let lock = (strategy == ConflictStrategy::Lock || set.lock).then(|| writer.clone());
+            let param = Param {
+                value: set.value.clone(),
+                revision: 1,
+                writer: writer.clone(),
+                timestamp: now_us,
+                ttl: set.ttl,
+                ttl_anchor: now,
+                last_use: now,
+                lock: if set.unlock { None } else { lock },
+                created: seq,
+                used: seq,
+            };
+            self.by_age.insert(seq, set.address.clone());
+            self.by_use.insert(seq, set.address.clone());
+            self.params.insert(set.address.clone(), param);
+            self.limits.total.fetch_add(1, Ordering::Relaxed);
+            return Ok(Applied {
+                echo: self.echo(set, 1),
+                evicted,
+            });
+        }
+        self.touch(&set.address, now);
+        let Some(p) = self.params.get_mut(&set.address) else {
+            return Err(SetError::Busy {
+                address: set.address.to_string(),
+            });
+        };
+        p.value = match (strategy, &p.value, &set.value) {
+            (ConflictStrategy::Merge, Value::Map(old), Value::Map(new)) => {
+                let mut merged = old.clone();
+                for (k, v) in new {
+                    match merged.iter_mut().find(|(mk, _)| mk == k) {
+                        Some(slot) => slot.1 = v.clone(),
+                        None => merged.push((k.clone(), v.clone())),
+                    }
+                }
+                Value::Map(merged)
+            }
+            _ => set.value.clone(),
+        };
+        p.revision += 1;
+        p.writer = writer.clone();
+        p.timestamp = now_us;
+        if let Some(ttl) = set.ttl {
+            p.ttl = Some(ttl);
+            p.ttl_anchor = now;
+        }
+        if set.lock || (strategy == ConflictStrategy::Lock && p.lock.is_none()) {
+            p.lock = Some(writer.clone());
+        }
+        if set.unlock {
+            p.lock = None;
+        }
+        let (revision, value) = (p.revision, p.value.clone());
+        let mut echo = self.echo(set, revision);
+        echo.value = value;
+        Ok(Applied { echo, evicted })
+    }
+
+    fn echo(&self, set: &Set, revision: u64) -> Set {
+        Set {
+            revision: Some(revision),
+            ..set.clone()
+        }
+    }
+
+    fn evict_one(&mut self) -> Option<Address> {
+        let order = match self.limits.eviction {
+            Eviction::Oldest => &self.by_age,
+            _ => &self.by_use,
+        };
+        let address = order.first_key_value().map(|(_, a)| a.clone())?;
+        self.remove(&address);
+        Some(address)
+    }
+
+    /// Removes a param.
+    pub fn remove(&mut self, address: &Address) -> bool {
+        let Some(p) = self.params.remove(address) else {
+            return false;
+        };
+        self.by_use.remove(&p.used);
+        self.by_age.remove(&p.created);
+        self.limits.total.fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    /// One param, as GET sees it (refreshes LRU order and a sliding TTL).
+    pub fn get(&mut self, address: &Address, now: Instant) -> Option<ParamState> {
+        self.touch(address, now);
+        self.params.get(address).map(|p| p.state(address))
+    }
+
+    /// Every param matching `pattern`, in address order.
+    pub fn matching(&self, pattern: &Pattern) -> Vec<ParamState> {
+        let mut out: Vec<ParamState> = self
+            .params
+            .iter()
+            .filter(|(a, _)| pattern.matches(a.as_str()))
+            .map(|(a, p)| p.state(a))
+            .collect();
+        out.sort_by(|a, b| a.address.as_str().cmp(b.address.as_str()));
+        out
+    }
+
+    /// Current revision of an address.
+    pub fn revision(&self, address: &Address) -> Option<u64> {
+        self.params.get(address).map(|p| p.revision)
+    }
+
+    /// Releases every lock held by `session`.
+    pub fn release_locks(&mut self, session: &str) -> usize {
+        let mut n = 0;
+        for p in self.params.values_mut() {
+            if p.lock.as_deref() == Some(session) {
+                p.lock = None;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Removes expired params and returns their addresses. A param's own TTL wins over the
+    /// relay default; `Never` (and Python's absolute 0) keeps it forever.
+    pub fn expire(&mut self, now: Instant) -> Vec<Address> {
+        let default = self.limits.default_ttl;
+        let expired: Vec<Address> = self
+            .params
+            .iter()
+            .filter(|(_, p)| match p.ttl {
+                Some(ttl) => match ttl.seconds() {
+                    None => false,
+                    Some(s) => now.duration_since(p.ttl_anchor) > Duration::from_secs(u64::from(s)),
+                },
+                None => default.is_some_and(|d| now.duration_since(p.last_use) > d),
+            })
+            .map(|(a, _)| a.clone())
+            .collect();
+        for a in &expired {
+            self.remove(a);
+        }
+        expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(max: usize, eviction: Eviction, ttl: Option<Duration>) -> ParamStore {
+        ParamStore::new(StoreLimits {
+            max_params: max,
+            eviction,
+            default_ttl: ttl,
+            total: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    fn addr(s: &str) -> Address {
+        Address::parse(s).expect("test address")
+    }
+
+    fn set(a: &str, v: impl Into<Value>) -> Set {
+        Set::new(addr(a), v)
+    }
+
+    fn w(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
+    const LWW: ConflictStrategy = ConflictStrategy::Lww;
+
+    #[test]
+    fn revisions_start_at_one_and_count_writes() {
+        let mut s = store(0, Eviction::Lru, None);
+        let now = Instant::now();
+        assert_eq!(
+            s.apply(&set("/a", 1.0), &w("A"), LWW, 10, now)
+                .expect("ok")
+                .echo
+                .revision,
+            Some(1)
+        );
+        assert_eq!(
+            s.apply(&set("/a", 2.0), &w("B"), LWW, 20, now)
+                .expect("ok")
+                .echo
+                .revision,
+            Some(2)
+        );
+        let p = s.get(&addr("/a"), now).expect("stored");
+        assert_eq!(
+            (p.revision, p.writer.as_deref(), p.timestamp),
+            (2, Some("B"), Some(20))
+        );
+        assert_eq!(p.value, Value::Float(2.0));
+    }
+
+    #[test]
+    fn expected_revision_mismatch_is_rejected_and_changes_nothing() {
+        let mut s = store(0, Eviction::Lru, None);
+        let now = Instant::now();
+        s.apply(&set("/a", 1.0), &w("A"), LWW, 0, now).expect("ok");
+        let mut stale = set("/a", 9.0);
+        stale.revision = Some(5);
+        let err = s.apply(&stale, &w("A"), LWW, 0, now).expect_err("conflict");
+        assert_eq!(
+            err,
+            SetError::RevisionConflict {
+                expected: 5,
+                actual: 1
+            }
+        );
+        assert_eq!(err.code(), 400);
+        assert_eq!(
+            s.get(&addr("/a"), now).expect("kept").value,
+            Value::Float(1.0)
+        );
+        stale.revision = Some(1);
+        assert!(s.apply(&stale, &w("A"), LWW, 0, now).is_ok());
+    }
+
+    #[test]
+    fn locks_keep_others_out_until_unlock_or_disconnect() {
+        let mut s = store(0, Eviction::Lru, None);
+        let now = Instant::now();
+        let mut lock = set("/l", 1.0);
+        lock.lock = true;
+        s.apply(&lock, &w("A"), LWW, 0, now).expect("lock");
+        let err = s
+            .apply(&set("/l", 2.0), &w("B"), LWW, 0, now)
+            .expect_err("held");
+        assert_eq!(err.code(), 401);
+        // A non-holder's unlock flag does not get through (RECOMMENDED §7.5).
+        let mut sneaky = set("/l", 3.0);
+        sneaky.unlock = true;
+        assert!(s.apply(&sneaky, &w("B"), LWW, 0, now).is_err());
+        assert!(s.apply(&set("/l", 4.0), &w("A"), LWW, 0, now).is_ok());
+        assert_eq!(s.release_locks("A"), 1);
+        assert!(s.apply(&set("/l", 5.0), &w("B"), LWW, 0, now).is_ok());
+        let mut unlock = set("/l", 6.0);
+        unlock.lock = true;
+        s.apply(&unlock, &w("B"), LWW, 0, now).expect("B locks");
+        unlock.lock = false;
+        unlock.unlock = true;
+        s.apply(&unlock, &w("B"), LWW, 0, now).expect("B unlocks");
+        assert!(s.apply(&set("/l", 7.0), &w("A"), LWW, 0, now).is_ok());
+    }
+
+    #[test]
+    fn strategies() {
+        let mut s = store(0, Eviction::Lru, None);
+        let now = Instant::now();
+        let max = ConflictStrategy::Max;
+        s.apply(&set("/m", 5), &w("A"), max, 0, now).expect("first");
+        assert!(matches!(
+            s.apply(&set("/m", 3), &w("A"), max, 0, now),
+            Err(SetError::ConflictRejected { .. })
+        ));
+        s.apply(&set("/m", 7), &w("A"), max, 0, now)
+            .expect("higher");
+        s.apply(&set("/m", "text"), &w("A"), max, 0, now)
+            .expect("non-numeric falls back to lww");
+        let min = ConflictStrategy::Min;
+        s.apply(&set("/n", 5), &w("A"), min, 0, now).expect("first");
+        assert!(s.apply(&set("/n", 6), &w("A"), min, 0, now).is_err());
+        s.apply(&set("/n", 4), &w("A"), min, 0, now).expect("lower");
+        let lock = ConflictStrategy::Lock;
+        s.apply(&set("/k", 1), &w("A"), lock, 0, now)
+            .expect("first writer holds");
+        assert_eq!(
+            s.apply(&set("/k", 2), &w("B"), lock, 0, now)
+                .expect_err("held")
+                .code(),
+            401
+        );
+        let merge = ConflictStrategy::Merge;
+        let m1 = Value::Map(vec![("a".into(), 1.into()), ("b".into(), 2.into())]);
+        let m2 = Value::Map(vec![("b".into(), 3.into()), ("c".into(), 4.into())]);
+        s.apply(&set("/g", m1), &w("A"), merge, 0, now)
+            .expect("first");
+        let echo = s
+            .apply(&set("/g", m2), &w("B"), merge, 0, now)
+            .expect("merge")
+            .echo;
+        assert_eq!(
+            echo.value,
+            Value::Map(vec![
+                ("a".into(), 1.into()),
+                ("b".into(), 3.into()),
+                ("c".into(), 4.into())
+            ])
+        );
+    }
+
+    #[test]
+    fn capacity_policies() {
+        let now = Instant::now();
+        let mut lru = store(3, Eviction::Lru, None);
+        for a in ["/c/1", "/c/2", "/c/3"] {
+            lru.apply(&set(a, 1), &w("A"), LWW, 0, now).expect("fits");
+        }
+        lru.get(&addr("/c/1"), now); // /c/2 is now least recently used
+        let applied = lru
+            .apply(&set("/c/4", 1), &w("A"), LWW, 0, now)
+            .expect("evicts");
+        assert_eq!(applied.evicted, Some(addr("/c/2")));
+        assert_eq!(lru.len(), 3);
+
+        let mut oldest = store(3, Eviction::Oldest, None);
+        for a in ["/c/1", "/c/2", "/c/3"] {
+            oldest
+                .apply(&set(a, 1), &w("A"), LWW, 0, now)
+                .expect("fits");
+        }
+        oldest.get(&addr("/c/1"), now);
+        let applied = oldest
+            .apply(&set("/c/4", 1), &w("A"), LWW, 0, now)
+            .expect("evicts");
+        assert_eq!(applied.evicted, Some(addr("/c/1")));
+
+        let mut reject = store(3, Eviction::Reject, None);
+        for a in ["/c/1", "/c/2", "/c/3"] {
+            reject
+                .apply(&set(a, 1), &w("A"), LWW, 0, now)
+                .expect("fits");
+        }
+        assert_eq!(
+            reject
+                .apply(&set("/c/4", 1), &w("A"), LWW, 0, now)
+                .expect_err("full"),
+            SetError::AtCapacity { max: 3 }
+        );
+        assert!(
+            reject.apply(&set("/c/1", 2), &w("A"), LWW, 0, now).is_ok(),
+            "updates still work"
+        );
+    }
+
+    #[test]
+    fn ttls_expire_on_their_own_clock() {
+        let t0 = Instant::now();
+        let mut s = store(0, Eviction::Lru, Some(Duration::from_secs(10)));
+        let mut sliding = set("/t/sliding", 1);
+        sliding.ttl = Some(Ttl::Sliding(2));
+        let mut absolute = set("/t/absolute", 1);
+        absolute.ttl = Some(Ttl::Absolute(2));
+        let mut never = set("/t/never", 1);
+        never.ttl = Some(Ttl::Absolute(0));
+        s.apply(&sliding, &w("A"), LWW, 0, t0).expect("ok");
+        s.apply(&absolute, &w("A"), LWW, 0, t0).expect("ok");
+        s.apply(&never, &w("A"), LWW, 0, t0).expect("ok");
+        s.apply(&set("/t/default", 1), &w("A"), LWW, 0, t0)
+            .expect("ok");
+        // A read at 1.5 s keeps the sliding one alive, not the absolute one.
+        s.get(&addr("/t/sliding"), t0 + Duration::from_millis(1500));
+        s.get(&addr("/t/absolute"), t0 + Duration::from_millis(1500));
+        let gone = s.expire(t0 + Duration::from_millis(2500));
+        assert_eq!(gone, vec![addr("/t/absolute")]);
+        let gone = s.expire(t0 + Duration::from_millis(3600));
+        assert_eq!(gone, vec![addr("/t/sliding")]);
+        let gone = s.expire(t0 + Duration::from_secs(11));
+        assert_eq!(gone, vec![addr("/t/default")]);
+        assert!(s.expire(t0 + Duration::from_secs(100_000)).is_empty());
+        assert_eq!(s.len(), 1);
+    }
+}
