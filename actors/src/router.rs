@@ -2,7 +2,7 @@
 //! registry of live sessions, counters and the actor table.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -85,9 +85,7 @@ impl Router {
     }
 
     fn index_of(&self, namespace: &str) -> usize {
-        let mut h = self.hasher.build_hasher();
-        namespace.hash(&mut h);
-        (h.finish() % self.shards.len() as u64) as usize
+        (self.hasher.hash_one(namespace) % self.shards.len() as u64) as usize
     }
 
     /// Index of the shard owning `address`: chosen by its first segment.

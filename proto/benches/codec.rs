@@ -1,6 +1,6 @@
 //! Codec and matcher throughput. Targets (issue 2): decode and encode of a 31-byte SET at
-//! >= 10 M/s per core, a 100-entry SNAPSHOT, and matching one address against 10 000
-//! subscriptions in under 1 µs with the cache warm.
+//! 10 M/s per core or more, a 100-entry SNAPSHOT, and matching one address against
+//! 10 000 subscriptions in under 1 µs with the cache warm.
 //!
 //! Run: `cargo bench -p clasp-proto --bench codec`. Criterion prints time per iteration and
 //! throughput in elements (messages or lookups) per second.

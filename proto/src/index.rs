@@ -255,8 +255,8 @@ impl<T: Clone + Ord> PatternIndex<T> {
         out
     }
 
-    fn collect<'n>(
-        node: &'n Node<T>,
+    fn collect(
+        node: &Node<T>,
         segments: &[&str],
         out: &mut Vec<T>,
         visited: &mut HashSet<(*const Node<T>, usize)>,

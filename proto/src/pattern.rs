@@ -380,7 +380,7 @@ mod tests {
     #[test]
     fn many_globstars_stay_fast() {
         let p = Pattern::compile("/**/a/**/a/**/a/**/a/**/a/**/b").expect("valid");
-        let addr: alloc::string::String = core::iter::repeat("/a").take(120).collect();
+        let addr: alloc::string::String = std::iter::repeat_n("/a", 120).collect();
         assert!(!p.matches(&addr));
     }
 

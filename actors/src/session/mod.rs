@@ -442,7 +442,10 @@ impl Session {
                     .map(|(shard, _)| shard.send(BundleCommit { bundle })),
             )
             .await;
-            Ok(commits.into_iter().filter_map(|r| r.ok().flatten()).last())
+            Ok(commits
+                .into_iter()
+                .filter_map(|r| r.ok().flatten())
+                .next_back())
         };
         ctx.wait(
             fut.into_actor(self)
