@@ -34,7 +34,7 @@ pub enum RelayError {
 pub struct Relay {
     router: Router,
     server: actix_web::dev::ServerHandle,
-    running: Option<actix_web::dev::Server>,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     addrs: Vec<SocketAddr>,
     arbiters: Vec<Arbiter>,
 }
@@ -78,8 +78,10 @@ impl Relay {
             source,
         })?;
         let addrs = server.addrs();
-        let running = server.run();
-        let handle = running.handle();
+        let server = server.run();
+        let handle = server.handle();
+        // The server only accepts while its future is polled: run it on this arbiter.
+        let running = actix_web::rt::spawn(server);
         tracing::info!(addr = %bind, shards = config.shards, name = %config.name, "relay listening");
         Ok(Self {
             router,
@@ -105,7 +107,7 @@ impl Relay {
         let server = self.running.take();
         let serve = async move {
             match server {
-                Some(s) => s.await,
+                Some(s) => s.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
                 None => Ok(()),
             }
         };
