@@ -104,6 +104,8 @@ pub struct ShardSubscribe {
     pub types: TypeMask,
     /// Whether to deliver the current state (false on re-registration after restart).
     pub snapshot: bool,
+    /// Earlier values wanted per param (subscription option `history`).
+    pub history: Option<u32>,
 }
 
 /// Remove one subscription.

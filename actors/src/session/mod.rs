@@ -266,6 +266,7 @@ impl Session {
                 pattern: s.pattern.clone(),
                 types: s.types,
                 snapshot: true,
+                history: s.options.history,
             });
         }
         self.subs

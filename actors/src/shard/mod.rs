@@ -69,6 +69,25 @@ pub fn reply(to: &Recipient<Deliver>, message: &Message) {
     }
 }
 
+/// Sends one frame to one session outside subscription filtering (snapshots, history).
+fn send_frame(
+    to: &Recipient<Deliver>,
+    frame: Vec<u8>,
+    class: DeliveryClass,
+    address: Option<Address>,
+) {
+    to.do_send(Deliver {
+        delivery: Arc::new(Delivery {
+            frame: Bytes::from(frame),
+            class,
+            address,
+            numeric: None,
+            signal: None,
+        }),
+        subs: Box::new([]),
+    });
+}
+
 struct OpenGesture {
     pending: Option<(Publish, SessionKey)>,
     last_seen: Instant,
@@ -346,6 +365,13 @@ impl Handler<ShardPublish> for Shard {
 impl Handler<ShardSubscribe> for Shard {
     type Result = ();
     fn handle(&mut self, msg: ShardSubscribe, _: &mut Context<Self>) {
+        let history = match msg.history.filter(|n| *n > 0) {
+            Some(n) => {
+                self.store.keep_history(n as usize);
+                self.store.history(&msg.pattern, n as usize)
+            }
+            None => Vec::new(),
+        };
         let snapshot = msg.snapshot.then(|| self.store.matching(&msg.pattern));
         let timelines: Vec<Publish> = if msg.snapshot && msg.types.includes(SignalType::Timeline) {
             self.timelines
@@ -358,6 +384,18 @@ impl Handler<ShardSubscribe> for Shard {
         };
         self.subs
             .subscribe(&msg.session, msg.id, msg.pattern, msg.types);
+        for set in history {
+            let address = set.address.clone();
+            match encode_frame(&SET_HEADER, &Message::Set(set)) {
+                Ok(frame) => send_frame(
+                    &msg.session.recipient,
+                    frame,
+                    DeliveryClass::Reliable,
+                    Some(address),
+                ),
+                Err(e) => tracing::error!(error = %e, "history SET does not encode"),
+            }
+        }
         if let Some(params) = snapshot.filter(|p| !p.is_empty()) {
             match encode_snapshot_frames(&REPLY_HEADER, &params) {
                 Ok(frames) => {

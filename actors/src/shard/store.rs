@@ -11,6 +11,9 @@ use clasp_proto::{Address, ParamState, Pattern, Set, Ttl, Value};
 
 use crate::config::{ConflictStrategy, Eviction};
 
+/// Most earlier values kept per param for the `history` subscription option.
+pub const MAX_HISTORY: usize = 64;
+
 /// Why a SET was refused. `code()` is the ERROR code sent to the writer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SetError {
@@ -83,6 +86,9 @@ struct Param {
     lock: Option<Arc<str>>,
     created: u64,
     used: u64,
+    /// Earlier (value, revision, timestamp), oldest first; kept only while some
+    /// subscription asked for history.
+    history: std::collections::VecDeque<(Value, u64, u64)>,
 }
 
 impl Param {
@@ -114,6 +120,7 @@ pub struct ParamStore {
     by_age: BTreeMap<u64, Address>,
     seq: u64,
     limits: StoreLimits,
+    history_depth: usize,
 }
 
 impl ParamStore {
@@ -125,6 +132,7 @@ impl ParamStore {
             by_age: BTreeMap::new(),
             seq: 0,
             limits,
+            history_depth: 0,
         }
     }
 
@@ -250,6 +258,7 @@ impl ParamStore {
                 lock: if set.unlock { None } else { lock },
                 created: seq,
                 used: seq,
+                history: std::collections::VecDeque::new(),
             };
             self.by_age.insert(seq, set.address.clone());
             self.by_use.insert(seq, set.address.clone());
@@ -266,6 +275,13 @@ impl ParamStore {
                 address: set.address.to_string(),
             });
         };
+        if self.history_depth > 0 {
+            p.history
+                .push_back((p.value.clone(), p.revision, p.timestamp));
+            while p.history.len() > self.history_depth {
+                p.history.pop_front();
+            }
+        }
         p.value = match (strategy, &p.value, &set.value) {
             (ConflictStrategy::Merge, Value::Map(old), Value::Map(new)) => {
                 let mut merged = old.clone();
@@ -341,6 +357,35 @@ impl ParamStore {
             .map(|(a, p)| p.state(a))
             .collect();
         out.sort_by(|a, b| a.address.as_str().cmp(b.address.as_str()));
+        out
+    }
+
+    /// Starts keeping up to `depth` earlier values per param (never shrinks; capped).
+    pub fn keep_history(&mut self, depth: usize) {
+        self.history_depth = self.history_depth.max(depth.min(MAX_HISTORY));
+    }
+
+    /// Up to `n` earlier values of each param matching `pattern`, oldest first, as the
+    /// SETs that produced them (subscription option `history`).
+    pub fn history(&self, pattern: &Pattern, n: usize) -> Vec<Set> {
+        let mut out = Vec::new();
+        let mut addresses: Vec<&Address> = self
+            .params
+            .keys()
+            .filter(|a| pattern.matches(a.as_str()))
+            .collect();
+        addresses.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        for a in addresses {
+            if let Some(p) = self.params.get(a) {
+                let skip = p.history.len().saturating_sub(n);
+                for (value, revision, _) in p.history.iter().skip(skip) {
+                    out.push(Set {
+                        revision: Some(*revision),
+                        ..Set::new(a.clone(), value.clone())
+                    });
+                }
+            }
+        }
         out
     }
 
@@ -576,6 +621,25 @@ mod tests {
             reject.apply(&set("/c/1", 2), &w("A"), LWW, 0, now).is_ok(),
             "updates still work"
         );
+    }
+
+    #[test]
+    fn history_keeps_earlier_values_once_asked_for() {
+        let mut s = store(0, Eviction::Lru, None);
+        let now = Instant::now();
+        s.apply(&set("/h", 1), &w("A"), LWW, 0, now).expect("ok");
+        s.keep_history(2);
+        for v in 2..=5 {
+            s.apply(&set("/h", v), &w("A"), LWW, 0, now).expect("ok");
+        }
+        let p = Pattern::compile("/h").expect("valid");
+        let h: Vec<(Value, Option<u64>)> = s
+            .history(&p, 10)
+            .into_iter()
+            .map(|s| (s.value, s.revision))
+            .collect();
+        assert_eq!(h, vec![(Value::Int(3), Some(3)), (Value::Int(4), Some(4))]);
+        assert_eq!(s.history(&p, 1).len(), 1);
     }
 
     #[test]
