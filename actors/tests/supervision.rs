@@ -5,62 +5,20 @@ use std::time::Duration;
 
 use actix::System;
 use clasp_actors::messages::{ShardGet, StopShard};
-use clasp_actors::{Relay, RelayConfig};
+use clasp_actors::RelayConfig;
 use clasp_proto::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(port: u16) -> Client {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
-        .await
-        .expect("connects");
-    let hello = Message::Hello(Hello {
-        version: 1,
-        features: FeatureSet::CLIENT_DEFAULT,
-        name: "t".into(),
-        token: None,
-    });
-    send(&mut ws, QoS::Fire, &hello).await;
-    assert!(matches!(recv(&mut ws).await, Message::Welcome(_)));
-    assert!(matches!(recv(&mut ws).await, Message::Snapshot(_)));
-    ws
-}
-
-async fn send(ws: &mut Client, qos: QoS, m: &Message) {
-    let frame = encode_frame(&FrameHeader::new(qos), m).expect("encodes");
-    ws.send(Ws::Binary(frame)).await.expect("sends");
-}
-
-async fn recv(ws: &mut Client) -> Message {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(3), ws.next())
-            .await
-            .expect("a frame within 3 s")
-            .expect("stream open")
-            .expect("no ws error");
-        if let Ws::Binary(b) = msg {
-            return decode_frame(&b).expect("relay frames decode").message;
-        }
-    }
-}
-
-fn addr(s: &str) -> Address {
-    Address::parse(s).expect("valid")
-}
+mod common;
+use common::*;
 
 #[actix::test]
 async fn a_stopped_shard_restarts_with_its_state_and_the_relay_keeps_serving() {
-    let config = RelayConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
+    let (relay, port) = relay(RelayConfig {
         shards: 1,
         ..RelayConfig::default()
-    };
-    let relay = Relay::start(config).expect("starts");
-    let port = relay.local_addrs()[0].port();
+    });
     let mut ws = connect(port).await;
     send(
         &mut ws,
@@ -124,14 +82,10 @@ async fn a_stopped_shard_restarts_with_its_state_and_the_relay_keeps_serving() {
 
 #[actix::test]
 async fn drain_closes_sessions_and_refuses_new_ones() {
-    let config = RelayConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
+    let (mut relay, port) = relay(RelayConfig {
         shards: 2,
         ..RelayConfig::default()
-    };
-    let mut relay = Relay::start(config).expect("starts");
-    let port = relay.local_addrs()[0].port();
+    });
     let mut a = connect(port).await;
     let mut b = connect(port).await;
     let started = std::time::Instant::now();

@@ -90,14 +90,16 @@ impl OutboundQueue {
         self.len() == 0
     }
 
-    /// Queues a control item (never subject to limits).
+    /// Queues a control item or an urgent frame (never subject to limits).
     pub fn push_control(&self, item: Outgoing) {
         let mut s = self.lock();
         if s.closed {
             return;
         }
-        if matches!(item, Outgoing::Close(_)) {
-            s.closed = true;
+        match item {
+            Outgoing::Close(_) => s.closed = true,
+            Outgoing::Frame { .. } => s.frames += 1,
+            _ => {}
         }
         s.items.push_back(item);
         drop(s);
@@ -158,7 +160,7 @@ impl OutboundQueue {
             )
         })?;
         s.items.remove(pos);
-        s.frames -= 1;
+        s.frames = s.frames.saturating_sub(1);
         Some(Pushed::Shed)
     }
 
@@ -170,7 +172,7 @@ impl OutboundQueue {
                 let mut s = self.lock();
                 if let Some(item) = s.items.pop_front() {
                     if matches!(item, Outgoing::Frame { .. }) {
-                        s.frames -= 1;
+                        s.frames = s.frames.saturating_sub(1);
                     }
                     return Some(item);
                 }
