@@ -161,8 +161,10 @@ pub struct ShardQuery {
 }
 
 /// Bundle phase 1: check every SET; on success hold the addresses until commit or abort.
+/// With `commit_now` (the bundle touches only this shard) apply at once and answer the
+/// last revision. A refusal names the SET's address.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<(), crate::shard::SetError>")]
+#[rtype(result = "Result<Option<u64>, (crate::shard::SetError, String)>")]
 pub struct BundlePrepare {
     /// Bundle id, unique per relay.
     pub bundle: u64,
@@ -170,6 +172,8 @@ pub struct BundlePrepare {
     pub origin: SessionRef,
     /// The SETs for this shard, in bundle order.
     pub sets: Vec<Set>,
+    /// Single-shard bundle: no second phase.
+    pub commit_now: bool,
 }
 
 /// Bundle phase 2: apply a prepared bundle. Answers the revision of its last SET.

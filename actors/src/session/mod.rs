@@ -31,6 +31,17 @@ pub use outbound::{OutboundQueue, Outgoing, Pushed};
 /// Prefix of P2P signalling addresses (WIRE §7.6).
 const P2P_SIGNAL: &str = "/clasp/p2p/signal/";
 
+/// How early a scheduled bundle's timer is set before its time.
+const SCHEDULE_SLACK_US: u64 = 2_000;
+
+/// Waits (yielding the CPU) until the router clock reaches `at`; at most the schedule slack.
+fn wait_until_micros(at: u64) {
+    let deadline = Instant::now() + Duration::from_micros(SCHEDULE_SLACK_US + 500);
+    while now_micros() < at && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+}
+
 /// A binary WebSocket message from the client, with its arrival time.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -378,8 +389,13 @@ impl Session {
         if let Some(at) = b.timestamp {
             let now = now_micros();
             if at > now {
-                let delay = Duration::from_micros(at - now);
-                ctx.run_later(delay, move |act, ctx| act.run_bundle(b.messages, qos, ctx));
+                // Timers fire on millisecond ticks, late: wake early, then wait the rest
+                // precisely so the bundle runs within a millisecond of its time (ST-19).
+                let early = Duration::from_micros((at - now).saturating_sub(SCHEDULE_SLACK_US));
+                ctx.run_later(early, move |act, ctx| {
+                    wait_until_micros(at);
+                    act.run_bundle(b.messages, qos, ctx);
+                });
                 return;
             }
         }
@@ -407,24 +423,23 @@ impl Session {
                 .into_iter()
                 .map(|(i, sets)| (router.shards()[i].clone(), sets))
                 .collect();
+            let commit_now = shards.len() == 1;
             let prepared = join_all(shards.iter().map(|(shard, sets)| {
                 shard.send(BundlePrepare {
                     bundle,
                     origin: me.clone(),
                     sets: sets.clone(),
+                    commit_now,
                 })
             }))
             .await;
             let mut failure = None;
-            for (result, (_, sets)) in prepared.iter().zip(&shards) {
+            let mut last = None;
+            for result in prepared {
                 match result {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        failure.get_or_insert((
-                            e.code(),
-                            e.to_string(),
-                            sets.first().map(|s| s.address.to_string()),
-                        ));
+                    Ok(Ok(revision)) => last = revision.or(last),
+                    Ok(Err((e, address))) => {
+                        failure.get_or_insert((e.code(), e.to_string(), Some(address)));
                     }
                     Err(e) => {
                         failure.get_or_insert((500, format!("shard unavailable: {e}"), None));
@@ -436,6 +451,9 @@ impl Session {
                     shard.do_send(BundleAbort { bundle });
                 }
                 return Err(f);
+            }
+            if commit_now {
+                return Ok(last);
             }
             let commits = join_all(
                 shards

@@ -320,6 +320,35 @@ impl Shard {
         }
     }
 
+    /// Applies a prepared bundle's SETs and broadcasts them; the last revision.
+    fn commit(&mut self, bundle: u64) -> Option<u64> {
+        let prepared = self.prepared.remove(&bundle)?;
+        let mut last = None;
+        for set in prepared.sets {
+            // Without the revision check: it was done at prepare, against this same state.
+            let set = Set {
+                revision: None,
+                ..set
+            };
+            let strategy = self.config.strategy_for(set.address.as_str());
+            match self.store.apply(
+                &set,
+                &prepared.origin.id,
+                strategy,
+                now_micros(),
+                Instant::now(),
+            ) {
+                Ok(applied) => {
+                    last = applied.echo.revision;
+                    self.broadcast_set(applied.echo);
+                }
+                Err(e) => tracing::error!(error = %e, "prepared SET failed at commit"),
+            }
+        }
+        self.unpark();
+        last
+    }
+
     fn unpark(&mut self) {
         let parked: Vec<ShardSet> = self.parked.drain(..).collect();
         for m in parked {
@@ -501,37 +530,36 @@ impl Handler<ShardQuery> for Shard {
 }
 
 impl Handler<BundlePrepare> for Shard {
-    type Result = Result<(), SetError>;
+    type Result = Result<Option<u64>, (SetError, String)>;
     fn handle(&mut self, msg: BundlePrepare, ctx: &mut Context<Self>) -> Self::Result {
-        // Check the SETs in order against the state they would see, on a scratch copy of
-        // just the touched params' revisions and locks.
-        for set in &msg.sets {
-            if self.reserved(&set.address) {
-                return Err(SetError::Busy {
-                    address: set.address.to_string(),
-                });
-            }
-            let strategy = self.config.strategy_for(set.address.as_str());
-            self.store.check(
-                &Set {
-                    revision: None,
-                    ..set.clone()
-                },
-                &msg.origin.id,
-                strategy,
-            )?;
-        }
-        // Expected revisions inside one bundle: a later SET may expect the revision an
-        // earlier one in the same bundle produces.
+        // Every SET is checked against the state it would see: a later SET may expect the
+        // revision an earlier one in the same bundle produces.
         let mut revisions: HashMap<&Address, u64> = HashMap::new();
         for set in &msg.sets {
+            let refuse = |e: SetError| (e, set.address.to_string());
+            if self.reserved(&set.address) {
+                return Err(refuse(SetError::Busy {
+                    address: set.address.to_string(),
+                }));
+            }
+            let strategy = self.config.strategy_for(set.address.as_str());
+            self.store
+                .check(
+                    &Set {
+                        revision: None,
+                        ..set.clone()
+                    },
+                    &msg.origin.id,
+                    strategy,
+                )
+                .map_err(refuse)?;
             let current = revisions
                 .get(&set.address)
                 .copied()
                 .or_else(|| self.store.revision(&set.address));
             if let (Some(expected), Some(actual)) = (set.revision, current) {
                 if expected != actual {
-                    return Err(SetError::RevisionConflict { expected, actual });
+                    return Err(refuse(SetError::RevisionConflict { expected, actual }));
                 }
             }
             revisions.insert(&set.address, current.map_or(1, |r| r + 1));
@@ -546,44 +574,23 @@ impl Handler<BundlePrepare> for Shard {
                 addresses,
             },
         );
+        if msg.commit_now {
+            return Ok(self.commit(bundle));
+        }
         ctx.run_later(PREPARE_TIMEOUT, move |shard, _| {
             if shard.prepared.remove(&bundle).is_some() {
                 tracing::warn!(bundle, "prepared bundle never committed; aborted");
                 shard.unpark();
             }
         });
-        Ok(())
+        Ok(None)
     }
 }
 
 impl Handler<BundleCommit> for Shard {
     type Result = Option<u64>;
     fn handle(&mut self, msg: BundleCommit, _: &mut Context<Self>) -> Self::Result {
-        let prepared = self.prepared.remove(&msg.bundle)?;
-        let mut last = None;
-        for set in prepared.sets {
-            // Without the revision check: it was done at prepare, against this same state.
-            let set = Set {
-                revision: None,
-                ..set
-            };
-            let strategy = self.config.strategy_for(set.address.as_str());
-            match self.store.apply(
-                &set,
-                &prepared.origin.id,
-                strategy,
-                now_micros(),
-                Instant::now(),
-            ) {
-                Ok(applied) => {
-                    last = applied.echo.revision;
-                    self.broadcast_set(applied.echo);
-                }
-                Err(e) => tracing::error!(error = %e, "prepared SET failed at commit"),
-            }
-        }
-        self.unpark();
-        last
+        self.commit(msg.bundle)
     }
 }
 
