@@ -67,6 +67,23 @@ pub struct Deliver {
     pub subs: Box<[u32]>,
 }
 
+impl Deliver {
+    /// A frame for one session outside subscription filtering: replies, snapshots, history,
+    /// P2P signals.
+    pub fn direct(frame: Bytes, class: DeliveryClass, address: Option<Address>) -> Self {
+        Deliver {
+            delivery: Arc::new(Delivery {
+                frame,
+                class,
+                address,
+                numeric: None,
+                signal: None,
+            }),
+            subs: Box::new([]),
+        }
+    }
+}
+
 /// Write a param (WIRE §7.5). The shard answers the writer with ACK or ERROR via `Deliver`.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]

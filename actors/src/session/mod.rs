@@ -306,16 +306,11 @@ impl Session {
                 Some(entry) => {
                     let header = FrameHeader::new(publish_qos(p.signal));
                     if let Ok(frame) = encode_frame(&header, &Message::Publish(p)) {
-                        entry.deliver.do_send(Deliver {
-                            delivery: Arc::new(Delivery {
-                                frame: Bytes::from(frame),
-                                class: DeliveryClass::Reliable,
-                                address: None,
-                                numeric: None,
-                                signal: None,
-                            }),
-                            subs: Box::new([]),
-                        });
+                        entry.deliver.do_send(Deliver::direct(
+                            Bytes::from(frame),
+                            DeliveryClass::Reliable,
+                            None,
+                        ));
                     }
                 }
                 None => {

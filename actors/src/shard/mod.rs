@@ -56,36 +56,8 @@ pub fn reply_frame(message: &Message) -> Option<Bytes> {
 /// Sends a reply frame straight to one session.
 pub fn reply(to: &Recipient<Deliver>, message: &Message) {
     if let Some(frame) = reply_frame(message) {
-        to.do_send(Deliver {
-            delivery: Arc::new(Delivery {
-                frame,
-                class: DeliveryClass::Reliable,
-                address: None,
-                numeric: None,
-                signal: None,
-            }),
-            subs: Box::new([]),
-        });
+        to.do_send(Deliver::direct(frame, DeliveryClass::Reliable, None));
     }
-}
-
-/// Sends one frame to one session outside subscription filtering (snapshots, history).
-fn send_frame(
-    to: &Recipient<Deliver>,
-    frame: Vec<u8>,
-    class: DeliveryClass,
-    address: Option<Address>,
-) {
-    to.do_send(Deliver {
-        delivery: Arc::new(Delivery {
-            frame: Bytes::from(frame),
-            class,
-            address,
-            numeric: None,
-            signal: None,
-        }),
-        subs: Box::new([]),
-    });
 }
 
 struct OpenGesture {
@@ -416,12 +388,11 @@ impl Handler<ShardSubscribe> for Shard {
         for set in history {
             let address = set.address.clone();
             match encode_frame(&SET_HEADER, &Message::Set(set)) {
-                Ok(frame) => send_frame(
-                    &msg.session.recipient,
-                    frame,
+                Ok(frame) => msg.session.recipient.do_send(Deliver::direct(
+                    Bytes::from(frame),
                     DeliveryClass::Reliable,
                     Some(address),
-                ),
+                )),
                 Err(e) => tracing::error!(error = %e, "history SET does not encode"),
             }
         }
@@ -429,16 +400,11 @@ impl Handler<ShardSubscribe> for Shard {
             match encode_snapshot_frames(&REPLY_HEADER, &params) {
                 Ok(frames) => {
                     for frame in frames {
-                        msg.session.recipient.do_send(Deliver {
-                            delivery: Arc::new(Delivery {
-                                frame: Bytes::from(frame),
-                                class: DeliveryClass::Reliable,
-                                address: None,
-                                numeric: None,
-                                signal: None,
-                            }),
-                            subs: Box::new([]),
-                        });
+                        msg.session.recipient.do_send(Deliver::direct(
+                            Bytes::from(frame),
+                            DeliveryClass::Reliable,
+                            None,
+                        ));
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "subscribe snapshot does not encode"),
