@@ -415,3 +415,113 @@ async fn sigterm_drains_and_exits_zero() {
         Some(Some(1001))
     );
 }
+
+async fn expect_error(ws: &mut Client) -> ErrorMessage {
+    match recv(ws).await {
+        Message::Error(e) => e,
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn each_refusal_has_its_error_code() {
+    let relay = Relay::start(&[]);
+    let (mut ws, _) = open(relay.port, true).await;
+    hello(&mut ws).await;
+
+    // 202: a pattern the relay cannot compile (raw bytes: our encoder only takes valid ones).
+    let mut payload = vec![0x10, 0, 0, 0, 1];
+    payload.extend_from_slice(&4u16.to_be_bytes());
+    payload.extend_from_slice(b"/a//");
+    payload.extend_from_slice(&[0xFF, 0]);
+    let mut frame = vec![0x53, 0x01];
+    frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    ws.send(Ws::Binary(frame)).await.expect("sends");
+    let e = expect_error(&mut ws).await;
+    assert_eq!(
+        (e.code, e.address.as_deref()),
+        (202, Some("/a//")),
+        "{}",
+        e.message
+    );
+
+    // 403: FEDERATION_SYNC from a session without the federation feature.
+    let sync = FederationSync {
+        op: FederationOp::DeclareNamespaces,
+        patterns: vec![Pattern::compile("/site/**").expect("valid")],
+        revisions: vec![],
+        since_revision: None,
+        origin: None,
+    };
+    send(&mut ws, QoS::Confirm, &Message::FederationSync(sync)).await;
+    assert_eq!(expect_error(&mut ws).await.code, 403);
+
+    // 404: P2P signal to a session that does not exist.
+    let p2p = Publish {
+        signal: SignalType::Event,
+        phase: GesturePhase::Start,
+        address: addr("/clasp/p2p/signal/nobody"),
+        payload: Payload::Value(Value::Null),
+        timestamp: None,
+        id: None,
+        rate: None,
+    };
+    send(&mut ws, QoS::Confirm, &Message::Publish(p2p)).await;
+    let e = expect_error(&mut ws).await;
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (404, "Target session not found: nobody")
+    );
+
+    // 501: REPLAY without a journal.
+    let replay = Replay {
+        pattern: Pattern::compile("/**").expect("valid"),
+        from: None,
+        to: None,
+        limit: None,
+        types: TypeMask::ALL,
+    };
+    send(&mut ws, QoS::Confirm, &Message::Replay(replay)).await;
+    assert_eq!(expect_error(&mut ws).await.code, 501);
+
+    // 429: the 1001st subscription of a session.
+    for id in 0..1000u32 {
+        let sub = Subscribe {
+            id,
+            pattern: Pattern::compile(&format!("/many/{id}")).expect("valid"),
+            types: TypeMask::ALL,
+            options: SubscribeOptions::default(),
+        };
+        send(&mut ws, QoS::Fire, &Message::Subscribe(sub)).await;
+    }
+    let sub = Subscribe {
+        id: 5000,
+        pattern: Pattern::compile("/many/extra").expect("valid"),
+        types: TypeMask::ALL,
+        options: SubscribeOptions::default(),
+    };
+    send(&mut ws, QoS::Fire, &Message::Subscribe(sub)).await;
+    let e = expect_error(&mut ws).await;
+    assert_eq!(
+        (e.code, e.address.as_deref()),
+        (429, Some("/many/extra")),
+        "{}",
+        e.message
+    );
+
+    // 200: an address that does not start with '/'.
+    let mut payload = vec![0x22];
+    payload.extend_from_slice(&4u16.to_be_bytes());
+    payload.extend_from_slice(b"nope");
+    let mut frame = vec![0x53, 0x01];
+    frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    ws.send(Ws::Binary(frame)).await.expect("sends");
+    let e = expect_error(&mut ws).await;
+    assert_eq!((e.code, e.address.as_deref()), (200, Some("nope")));
+
+    // Still serving after all of it.
+    send(&mut ws, QoS::Fire, &Message::Ping).await;
+    assert_eq!(recv(&mut ws).await, Message::Pong);
+}
