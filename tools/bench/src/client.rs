@@ -134,8 +134,13 @@ pub async fn hello(ws: &mut Ws, name: &str) -> Result<Welcome> {
         .map_err(|_| anyhow!("no WELCOME within {STEP_TIMEOUT:?}"))??;
     match first {
         Some(Message::Welcome(w)) => Ok(w),
-        Some(Message::Error(e)) => bail!("relay answered HELLO with ERROR {}: {}", e.code, e.message),
-        Some(other) => bail!("relay answered HELLO with {} instead of WELCOME", other.name()),
+        Some(Message::Error(e)) => {
+            bail!("relay answered HELLO with ERROR {}: {}", e.code, e.message)
+        }
+        Some(other) => bail!(
+            "relay answered HELLO with {} instead of WELCOME",
+            other.name()
+        ),
         None => bail!("relay closed the connection before WELCOME"),
     }
 }

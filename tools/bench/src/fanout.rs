@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::client::{self, Ws};
-use crate::harness::{tag, tag_trial, CpuMeter, FanoutRig, FanoutTiming, Pacer, Trial};
+use crate::harness::{
+    settle_counts, tag, tag_trial, CpuMeter, FanoutRig, FanoutTiming, Pacer, Trial,
+};
 
 const DATA_ADDRESSES: usize = 5;
 const CTL_ADDRESS: &str = "/bench/ctl";
@@ -60,7 +62,10 @@ impl Counters {
             }
             Message::Error(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
-                Self::note(&self.first_error, format!("ERROR {}: {}", e.code, e.message));
+                Self::note(
+                    &self.first_error,
+                    format!("ERROR {}: {}", e.code, e.message),
+                );
             }
             _ => {}
         }
@@ -296,7 +301,31 @@ impl FanoutRig for ClaspRig {
                 .unwrap_or_default();
             trouble.push(format!("{new_errors} ERROR frame(s), first: {first}"));
         }
-        let trial = Trial::judge(rate, timing.window, sent, send_secs, &counts, trouble, cpu);
+        let settled = if counts.iter().any(|&c| c < sent) {
+            let subs = &conns.subscribers;
+            settle_counts(
+                || {
+                    subs.iter()
+                        .map(|c| c.count.load(Ordering::Relaxed))
+                        .collect()
+                },
+                sent,
+                Duration::from_secs(3),
+            )
+            .await
+        } else {
+            counts.clone()
+        };
+        let trial = Trial::judge(
+            rate,
+            timing.window,
+            sent,
+            send_secs,
+            &counts,
+            &settled,
+            trouble,
+            cpu,
+        );
         if trial.passed() {
             self.conns = Some(conns);
         } else {

@@ -327,8 +327,7 @@ impl Target {
 pub async fn health(addr: SocketAddr) -> Option<serde_json::Value> {
     let fetch = async {
         let mut tcp = TcpStream::connect(addr).await.ok()?;
-        let request =
-            format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         tcp.write_all(request.as_bytes()).await.ok()?;
         let mut body = Vec::new();
         tcp.read_to_end(&mut body).await.ok()?;
@@ -448,12 +447,16 @@ pub struct Trial {
 impl Trial {
     /// Judges a trial from raw counts and connection troubles.
     #[allow(clippy::too_many_arguments)]
+    ///
+    /// `counts` are taken at the end of the window plus grace; `settled` later, once
+    /// deliveries stopped, to tell late messages from lost ones.
     pub fn judge(
         offered: u64,
         window: Duration,
         sent: u64,
         send_secs: f64,
         counts: &[u64],
+        settled: &[u64],
         trouble: Vec<String>,
         cpu: (Option<f64>, Option<f64>),
     ) -> Self {
@@ -462,14 +465,19 @@ impl Trial {
         let mut reasons = trouble;
         let short = counts.iter().filter(|&&c| c < sent).count();
         if short > 0 {
+            let lost: u64 = settled.iter().map(|&c| sent.saturating_sub(c)).sum();
+            let total_short: u64 = counts.iter().map(|&c| sent.saturating_sub(c)).sum();
             reasons.push(format!(
-                "loss: {short}/{} subscribers short, worst got {min_received}/{sent} ({:.2}%)",
+                "loss: {short}/{} subscribers short, worst got {min_received}/{sent} ({:.2}%); of {total_short} missing at the deadline {} arrived late, {lost} never",
                 counts.len(),
-                min_received as f64 * 100.0 / sent.max(1) as f64
+                min_received as f64 * 100.0 / sent.max(1) as f64,
+                total_short - lost,
             ));
         }
         if max_received > sent {
-            reasons.push(format!("duplicates: a subscriber got {max_received}/{sent}"));
+            reasons.push(format!(
+                "duplicates: a subscriber got {max_received}/{sent}"
+            ));
         }
         if send_secs > window.as_secs_f64() * 1.10 {
             reasons.push(format!(
@@ -499,6 +507,25 @@ impl Trial {
     pub fn delivered(&self) -> u64 {
         self.offered * self.subscribers as u64
     }
+}
+
+/// After a short trial, waits (up to `max_wait`) until every subscriber has `sent`
+/// messages or the counts stop moving for 300 ms, and returns the final counts.
+pub async fn settle_counts(read: impl Fn() -> Vec<u64>, sent: u64, max_wait: Duration) -> Vec<u64> {
+    let deadline = Instant::now() + max_wait;
+    let mut last = read();
+    let mut still_since = Instant::now();
+    while Instant::now() < deadline && last.iter().any(|&c| c < sent) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = read();
+        if now != last {
+            still_since = Instant::now();
+            last = now;
+        } else if still_since.elapsed() >= Duration::from_millis(300) {
+            break;
+        }
+    }
+    last
 }
 
 /// Something that can run fan-out trials (the CLASP rig and the MQTT rig).

@@ -40,6 +40,9 @@ pub struct IdleResult {
     pub sessions_open: Option<u64>,
     /// Sessions the relay reported after they were closed.
     pub sessions_closed: Option<u64>,
+    /// Relay VmRSS with a second round of N connections open (KiB): growth over
+    /// `rss_after_kib` means memory of closed sessions is not reused.
+    pub rss_second_kib: u64,
 }
 
 impl IdleResult {
@@ -65,15 +68,9 @@ fn sessions(h: Option<serde_json::Value>) -> Option<u64> {
     h?.get("sessions")?.as_u64()
 }
 
-/// Opens `n` idle sessions against the relay `pid` listening on `addr`.
-pub async fn run(addr: SocketAddr, pid: u32, n: usize, settle: Duration) -> Result<IdleResult> {
-    // One connection first, so one-off lazy allocations are not counted per connection.
-    let warm = open(addr, 0).await.context("warm-up connection")?;
-    drop(warm);
-    tokio::time::sleep(settle).await;
-    let rss_before_kib = rss_kib(pid)?;
-
-    let started = Instant::now();
+/// Opens `n` sessions, at most [`CONCURRENCY`] handshakes at a time; stops after
+/// [`MAX_FAILURES`] failures. Returns the open ones, the failure count and the first error.
+async fn open_all(addr: SocketAddr, n: usize) -> (Vec<Ws>, usize, Option<String>) {
     let mut conns: Vec<Ws> = Vec::with_capacity(n);
     let mut failed = 0;
     let mut first_error = None;
@@ -92,7 +89,19 @@ pub async fn run(addr: SocketAddr, pid: u32, n: usize, settle: Duration) -> Resu
             }
         }
     }
-    drop(attempts);
+    (conns, failed, first_error)
+}
+
+/// Opens `n` idle sessions against the relay `pid` listening on `addr`.
+pub async fn run(addr: SocketAddr, pid: u32, n: usize, settle: Duration) -> Result<IdleResult> {
+    // One connection first, so one-off lazy allocations are not counted per connection.
+    let warm = open(addr, 0).await.context("warm-up connection")?;
+    drop(warm);
+    tokio::time::sleep(settle).await;
+    let rss_before_kib = rss_kib(pid)?;
+
+    let started = Instant::now();
+    let (conns, failed, first_error) = open_all(addr, n).await;
     let connect_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(settle).await;
     let rss_after_kib = rss_kib(pid)?;
@@ -103,6 +112,13 @@ pub async fn run(addr: SocketAddr, pid: u32, n: usize, settle: Duration) -> Resu
     tokio::time::sleep(settle * 2).await;
     let rss_closed_kib = rss_kib(pid)?;
     let sessions_closed = sessions(health(addr).await);
+
+    // Second round: does the relay reuse what the first round freed?
+    let (conns, _, _) = open_all(addr, n).await;
+    tokio::time::sleep(settle).await;
+    let rss_second_kib = rss_kib(pid)?;
+    drop(conns);
+    tokio::time::sleep(settle).await;
     Ok(IdleResult {
         requested: n,
         connected,
@@ -114,5 +130,6 @@ pub async fn run(addr: SocketAddr, pid: u32, n: usize, settle: Duration) -> Resu
         rss_closed_kib,
         sessions_open,
         sessions_closed,
+        rss_second_kib,
     })
 }

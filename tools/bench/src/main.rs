@@ -196,7 +196,10 @@ async fn run(cli: Cli) -> Result<()> {
         print_ratios(&report);
     }
     if wants(Section::Latency) {
-        println!("\n== 2. SET -> subscriber latency, {LATENCY_RATE} msg/s for {:?}", settings.latency);
+        println!(
+            "\n== 2. SET -> subscriber latency, {LATENCY_RATE} msg/s for {:?}",
+            settings.latency
+        );
         let result = with_relay(&source, "latency", &mut report, |t| async move {
             latency::run(t, LATENCY_RATE, settings.latency).await
         })
@@ -229,16 +232,30 @@ async fn run(cli: Cli) -> Result<()> {
         match result {
             Some(s) => {
                 println!(
-                    "  pre-load of {} params took {:.2} s; {} joins: median {:.2} ms, min {:.2} ms, max {:.2} ms (WELCOME after {:.2} ms; {} SNAPSHOT frames)",
+                    "  empty relay: HELLO -> WELCOME {:.2} ms, -> empty SNAPSHOT {:.2} ms (medians)",
+                    s.empty_welcome_ms, s.empty_done_ms
+                );
+                println!(
+                    "  pre-load of {} params took {:.2} s; {} joins: HELLO -> all params median {:.2} ms, min {:.2} ms, max {:.2} ms",
                     s.params,
                     s.preload_secs,
                     s.runs_ms.len(),
                     s.median_ms(),
                     s.runs_ms[0],
                     s.runs_ms[s.runs_ms.len() - 1],
-                    s.welcome_ms,
-                    s.frames
                 );
+                println!(
+                    "  (WELCOME after {:.2} ms; {} SNAPSHOT frames, {} bytes; bench decoding took {:.2} ms of it)",
+                    s.welcome_ms, s.frames, s.bytes, s.decode_ms
+                );
+                let gap = s.empty_done_ms - s.empty_welcome_ms;
+                if gap > 20.0 {
+                    report.problems.push(format!(
+                        "snapshot: on an empty relay the initial SNAPSHOT arrives {gap:.1} ms after WELCOME (WELCOME itself after {:.2} ms); \
+                         the two small frames are written back to back, so this is the Nagle/delayed-ACK stall of a socket without TCP_NODELAY",
+                        s.empty_welcome_ms
+                    ));
+                }
                 report.snapshot = Some(s);
             }
             None => failed_sections += 1,
@@ -264,17 +281,22 @@ async fn run(cli: Cli) -> Result<()> {
         match result {
             Ok(i) => {
                 println!(
-                    "  {}/{} connected in {:.2} s; relay VmRSS {} KiB -> {} KiB with them open -> {} KiB after closing; sessions reported {} open, {} after close",
+                    "  {}/{} connected in {:.2} s; relay VmRSS {} KiB -> {} KiB with them open -> {} KiB after closing -> {} KiB with a second round open; sessions reported {} open, {} after close",
                     i.connected,
                     i.requested,
                     i.connect_secs,
                     i.rss_before_kib,
                     i.rss_after_kib,
                     i.rss_closed_kib,
+                    i.rss_second_kib,
                     i.sessions_open.map_or("?".into(), |s| s.to_string()),
                     i.sessions_closed.map_or("?".into(), |s| s.to_string()),
                 );
-                println!("  RSS per idle connection: {:.0} bytes ({:.2} KiB)", i.bytes_per_connection(), i.bytes_per_connection() / 1024.0);
+                println!(
+                    "  RSS per idle connection: {:.0} bytes ({:.2} KiB)",
+                    i.bytes_per_connection(),
+                    i.bytes_per_connection() / 1024.0
+                );
                 if i.failed > 0 {
                     report.problems.push(format!(
                         "idle: {} connection(s) failed, first: {}",
@@ -288,6 +310,12 @@ async fn run(cli: Cli) -> Result<()> {
                         i.sessions_closed.unwrap_or(0),
                         settle * 2
                     ));
+                }
+                if i.rss_closed_kib as f64 > i.rss_after_kib as f64 * 0.9 {
+                    println!(
+                        "  note: the relay kept {} KiB after every session closed (allocator retention; a second round went to {} KiB)",
+                        i.rss_closed_kib, i.rss_second_kib
+                    );
                 }
                 report.idle = Some(i);
             }
@@ -411,7 +439,11 @@ fn print_outcome(label: &str, o: &harness::SearchOutcome) {
         "  {label} max loss-free fan-out, {} subscriber(s): {best} ({fail}; {} trials{})",
         o.subscribers,
         o.trials,
-        if o.capped { ", stopped by time cap" } else { "" }
+        if o.capped {
+            ", stopped by time cap"
+        } else {
+            ""
+        }
     );
 }
 

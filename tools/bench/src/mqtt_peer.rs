@@ -18,7 +18,8 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::harness::{
-    free_port, tag, tag_trial, ChildProc, CpuMeter, FanoutRig, FanoutTiming, Pacer, Trial,
+    free_port, settle_counts, tag, tag_trial, ChildProc, CpuMeter, FanoutRig, FanoutTiming, Pacer,
+    Trial,
 };
 
 const DATA_TOPIC: &str = "bench/fanout";
@@ -101,7 +102,10 @@ async fn read_packet(read: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<Opt
 }
 
 /// CONNECT/CONNACK (clean session, no keep-alive so no pings interfere).
-async fn mqtt_connect(addr: SocketAddr, id: &str) -> Result<(OwnedReadHalf, OwnedWriteHalf, BytesMut)> {
+async fn mqtt_connect(
+    addr: SocketAddr,
+    id: &str,
+) -> Result<(OwnedReadHalf, OwnedWriteHalf, BytesMut)> {
     let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
         .await
         .map_err(|_| anyhow!("MQTT connect timed out"))?
@@ -137,7 +141,10 @@ struct Counters {
 
 impl Counters {
     fn closed(&self) -> Option<String> {
-        self.closed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -166,7 +173,10 @@ async fn subscriber_loop(mut read: OwnedReadHalf, mut buf: BytesMut, counters: A
     guard.get_or_insert(why);
 }
 
-async fn open_subscriber(addr: SocketAddr, i: usize) -> Result<(Arc<Counters>, OwnedWriteHalf, JoinHandle<()>)> {
+async fn open_subscriber(
+    addr: SocketAddr,
+    i: usize,
+) -> Result<(Arc<Counters>, OwnedWriteHalf, JoinHandle<()>)> {
     let (mut read, mut write, mut buf) = mqtt_connect(addr, &format!("bench-sub-{i}")).await?;
     let mut subscribe = Subscribe::new(FILTER, QoS::AtMostOnce);
     subscribe.pkid = 1;
@@ -275,9 +285,17 @@ impl MqttRig {
         let mut out = BytesMut::new();
         loop {
             out.clear();
-            let p = Publish::new(CTL_TOPIC, QoS::AtMostOnce, (self.trial_no as f64).to_be_bytes().to_vec());
+            let p = Publish::new(
+                CTL_TOPIC,
+                QoS::AtMostOnce,
+                (self.trial_no as f64).to_be_bytes().to_vec(),
+            );
             encode(&Packet::Publish(p), &mut out)?;
-            conns.publisher.write_all(&out).await.context("sending barrier")?;
+            conns
+                .publisher
+                .write_all(&out)
+                .await
+                .context("sending barrier")?;
             tokio::time::sleep(Duration::from_millis(10)).await;
             let waiting = conns
                 .subscribers
@@ -330,7 +348,11 @@ impl FanoutRig for MqttRig {
                 encode(&Packet::Publish(p), &mut out)?;
                 sent += 1;
             }
-            conns.publisher.write_all(&out).await.context("publishing")?;
+            conns
+                .publisher
+                .write_all(&out)
+                .await
+                .context("publishing")?;
         }
         let send_secs = pacer.elapsed();
 
@@ -353,7 +375,31 @@ impl FanoutRig for MqttRig {
         if let Some(why) = conns.broken() {
             trouble.push(format!("connection lost: {why}"));
         }
-        let trial = Trial::judge(rate, timing.window, sent, send_secs, &counts, trouble, cpu);
+        let settled = if counts.iter().any(|&c| c < sent) {
+            let subs = &conns.subscribers;
+            settle_counts(
+                || {
+                    subs.iter()
+                        .map(|c| c.count.load(Ordering::Relaxed))
+                        .collect()
+                },
+                sent,
+                Duration::from_secs(3),
+            )
+            .await
+        } else {
+            counts.clone()
+        };
+        let trial = Trial::judge(
+            rate,
+            timing.window,
+            sent,
+            send_secs,
+            &counts,
+            &settled,
+            trouble,
+            cpu,
+        );
         if trial.passed() {
             self.conns = Some(conns);
         } else {

@@ -60,7 +60,12 @@ fn fanout_cell(o: Option<&SearchOutcome>) -> (String, Option<u64>) {
         Some(o) => match &o.best {
             None => ("no loss-free rate".to_owned(), Some(0)),
             Some(b) => {
-                let mut s = format!("{} ({}/s x{})", thousands(b.delivered()), thousands(b.offered), o.subscribers);
+                let mut s = format!(
+                    "{} ({}/s x{})",
+                    thousands(b.delivered()),
+                    thousands(b.offered),
+                    o.subscribers
+                );
                 if o.first_fail.is_none() {
                     s.push_str(" >=");
                 }
@@ -78,8 +83,8 @@ pub fn print(r: &Report, connections: usize) {
     let line = "=".repeat(118);
     println!("\n{line}\nCLASP relay benchmark: summary\n{line}");
     println!(
-        "{:<34} {:<30} {:<28} {:>7}  {:<12} {}",
-        "metric", "CLASP", "mosquitto", "ratio", "target", "status"
+        "{:<34} {:<30} {:<28} {:>7}  {:<12} status",
+        "metric", "CLASP", "mosquitto", "ratio", "target"
     );
     println!("{}", "-".repeat(118));
     for (subs, reference) in REFERENCE_DELIVERED {
@@ -128,7 +133,10 @@ pub fn print(r: &Report, connections: usize) {
     match &r.snapshot {
         Some(s) => println!(
             "{:<34} {:<30} {:<28} {:>7}  {:<12} {}",
-            format!("late joiner, {} params (median)", thousands(s.params as u64)),
+            format!(
+                "late joiner, {} params (median)",
+                thousands(s.params as u64)
+            ),
             format!("{:.2} ms", s.median_ms()),
             "-",
             "",
@@ -139,7 +147,9 @@ pub fn print(r: &Report, connections: usize) {
     }
     println!("{}", "-".repeat(118));
     println!("fan-out: highest offered rate at which every subscriber got every message, as delivered msg/s (offered x subscribers);");
-    println!("         '>=' = no loss at the highest rate tried, '*' = search stopped by its time cap.");
+    println!(
+        "         '>=' = no loss at the highest rate tried, '*' = search stopped by its time cap."
+    );
     if r.problems.is_empty() {
         println!("relay problems: none observed");
     } else {

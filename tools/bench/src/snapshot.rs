@@ -25,6 +25,14 @@ pub struct SnapshotResult {
     pub welcome_ms: f64,
     /// SNAPSHOT frames per join.
     pub frames: usize,
+    /// Bytes of those frames.
+    pub bytes: usize,
+    /// Median time the bench spent decoding them, ms (included in the join time).
+    pub decode_ms: f64,
+    /// Empty relay: median HELLO → WELCOME, ms.
+    pub empty_welcome_ms: f64,
+    /// Empty relay: median HELLO → (empty) SNAPSHOT, ms.
+    pub empty_done_ms: f64,
 }
 
 impl SnapshotResult {
@@ -34,11 +42,17 @@ impl SnapshotResult {
     }
 }
 
-/// Writes `params` params with QoS Confirm and waits for every ACK.
+/// SETs the loader keeps in flight. A burst of 10 000 QoS-1 SETs overflows the relay's
+/// 1024-frame outbound queue with ACKs (ERROR 503, sometimes a disconnect), so the
+/// pre-load waits for ACKs like a well-behaved client.
+const PRELOAD_WINDOW: usize = 256;
+
+/// Writes `params` params with QoS Confirm, at most [`PRELOAD_WINDOW`] unacknowledged.
 async fn preload(addr: SocketAddr, params: usize) -> Result<f64> {
     let started = Instant::now();
     let ws = client::session(addr, "bench-snap-loader").await?;
     let (mut sink, mut stream) = ws.split();
+    let (acked_tx, mut acked_rx) = tokio::sync::watch::channel(0usize);
     let acks = tokio::spawn(async move {
         let mut acked = 0;
         while acked < params {
@@ -46,7 +60,10 @@ async fn preload(addr: SocketAddr, params: usize) -> Result<f64> {
                 None => bail!("loader connection ended after {acked} ACKs"),
                 Some(Err(e)) => bail!("loader read: {e}"),
                 Some(Ok(m)) => match client::decode(&m)? {
-                    Some(Message::Ack(_)) => acked += 1,
+                    Some(Message::Ack(_)) => {
+                        acked += 1;
+                        acked_tx.send_replace(acked);
+                    }
                     Some(Message::Error(e)) => {
                         bail!("pre-load SET refused: ERROR {} {}", e.code, e.message)
                     }
@@ -56,75 +73,126 @@ async fn preload(addr: SocketAddr, params: usize) -> Result<f64> {
         }
         Ok(())
     });
-    for chunk in (0..params).collect::<Vec<_>>().chunks(256) {
-        for &i in chunk {
-            let set = Set::new(client::address(&format!("{PREFIX}p{i:05}"))?, i as f64);
-            sink.feed(client::frame(&Message::Set(set), QoS::Confirm)?)
-                .await
-                .context("pre-load SET")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent = 0;
+    while sent < params {
+        // Wait for room in the window (or for the reader to fail).
+        let room = tokio::time::timeout_at(
+            deadline.into(),
+            acked_rx.wait_for(|&acked| sent - acked < PRELOAD_WINDOW),
+        )
+        .await;
+        match room {
+            Ok(Ok(acked)) => {
+                let until = (*acked + PRELOAD_WINDOW).min(params);
+                drop(acked);
+                while sent < until {
+                    let set = Set::new(
+                        client::address(&format!("{PREFIX}p{sent:05}"))?,
+                        sent as f64,
+                    );
+                    sink.feed(client::frame(&Message::Set(set), QoS::Confirm)?)
+                        .await
+                        .context("pre-load SET")?;
+                    sent += 1;
+                }
+                sink.flush().await.context("pre-load SET")?;
+            }
+            Ok(Err(_)) => break, // reader ended: its result says why
+            Err(_) => bail!("pre-load: ACKs stalled after {sent} SETs"),
         }
-        sink.flush().await.context("pre-load SET")?;
     }
-    tokio::time::timeout(Duration::from_secs(60), acks)
+    tokio::time::timeout_at(deadline.into(), acks)
         .await
         .map_err(|_| anyhow!("pre-load: not every SET was acknowledged within 60 s"))?
         .context("pre-load reader")??;
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// One late join: (HELLO → WELCOME ms, HELLO → all params ms, SNAPSHOT frames).
-async fn join(addr: SocketAddr, params: usize) -> Result<(f64, f64, usize)> {
+/// One late join.
+struct Join {
+    /// HELLO → WELCOME, ms.
+    welcome_ms: f64,
+    /// HELLO → last param, ms.
+    done_ms: f64,
+    /// SNAPSHOT frames.
+    frames: usize,
+    /// Bytes of those frames.
+    bytes: usize,
+    /// Time the bench spent decoding them, ms.
+    decode_ms: f64,
+}
+
+/// Joins and waits for the first SNAPSHOT and for `params` params under [`PREFIX`].
+async fn join(addr: SocketAddr, params: usize) -> Result<Join> {
     let mut ws = client::connect(addr, None).await?;
     let t0 = Instant::now();
     client::hello(&mut ws, "bench-late-joiner").await?;
     let welcome = t0.elapsed();
-    let mut seen = 0;
-    let mut frames = 0;
+    let (mut seen, mut frames, mut bytes) = (0, 0, 0);
+    let mut decode = Duration::ZERO;
     let deadline = t0 + Duration::from_secs(10);
-    while seen < params {
-        let message = tokio::time::timeout_at(deadline.into(), client::recv(&mut ws))
+    while seen < params || frames == 0 {
+        let next = tokio::time::timeout_at(deadline.into(), ws.next())
             .await
-            .map_err(|_| anyhow!("only {seen}/{params} params arrived within 10 s"))??;
-        match message {
-            Some(Message::Snapshot(s)) => {
-                frames += 1;
-                seen += s
-                    .params
-                    .iter()
-                    .filter(|p| p.address.as_str().starts_with(PREFIX))
-                    .count();
-            }
-            Some(_) => {}
+            .map_err(|_| anyhow!("only {seen}/{params} params arrived within 10 s"))?;
+        let raw = match next {
             None => bail!("connection ended after {seen}/{params} params"),
+            Some(r) => r.context("late joiner read")?,
+        };
+        let d0 = Instant::now();
+        let message = client::decode(&raw)?;
+        decode += d0.elapsed();
+        if let Some(Message::Snapshot(s)) = message {
+            frames += 1;
+            bytes += raw.len();
+            seen += s
+                .params
+                .iter()
+                .filter(|p| p.address.as_str().starts_with(PREFIX))
+                .count();
         }
     }
     let done = t0.elapsed();
-    Ok((
-        welcome.as_secs_f64() * 1e3,
-        done.as_secs_f64() * 1e3,
+    Ok(Join {
+        welcome_ms: welcome.as_secs_f64() * 1e3,
+        done_ms: done.as_secs_f64() * 1e3,
         frames,
-    ))
+        bytes,
+        decode_ms: decode.as_secs_f64() * 1e3,
+    })
 }
 
-/// Pre-loads `params` params, then times `runs` late joiners.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Times late joiners on the empty relay (baseline), pre-loads `params` params, then
+/// times `runs` late joiners.
 pub async fn run(addr: SocketAddr, params: usize, runs: usize) -> Result<SnapshotResult> {
-    let preload_secs = preload(addr, params).await?;
-    let mut runs_ms = Vec::with_capacity(runs);
-    let mut welcomes = Vec::with_capacity(runs);
-    let mut frames = 0;
-    for _ in 0..runs.max(1) {
-        let (w, d, f) = join(addr, params).await?;
-        welcomes.push(w);
-        runs_ms.push(d);
-        frames = f;
+    let runs = runs.max(1);
+    let mut empty = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        empty.push(join(addr, 0).await.context("join on the empty relay")?);
     }
+    let preload_secs = preload(addr, params).await?;
+    let mut joins = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        joins.push(join(addr, params).await?);
+    }
+    let mut runs_ms: Vec<f64> = joins.iter().map(|j| j.done_ms).collect();
     runs_ms.sort_by(f64::total_cmp);
-    welcomes.sort_by(f64::total_cmp);
+    let last = &joins[joins.len() - 1];
     Ok(SnapshotResult {
         params,
         preload_secs,
-        welcome_ms: welcomes[welcomes.len() / 2],
         runs_ms,
-        frames,
+        welcome_ms: median(joins.iter().map(|j| j.welcome_ms).collect()),
+        frames: last.frames,
+        bytes: last.bytes,
+        decode_ms: median(joins.iter().map(|j| j.decode_ms).collect()),
+        empty_welcome_ms: median(empty.iter().map(|j| j.welcome_ms).collect()),
+        empty_done_ms: median(empty.iter().map(|j| j.done_ms).collect()),
     })
 }
