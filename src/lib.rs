@@ -1,0 +1,8 @@
+//! CLASP: the public facade. The protocol types come from `clasp-proto`, the relay and the
+//! Rust client from `clasp-actors`.
+
+pub use clasp_actors::client::{
+    BundleItem, Client, ClientBuilder, ClientError, Listener, SetOptions, Subscription, Update,
+};
+pub use clasp_actors::{Relay, RelayConfig};
+pub use clasp_proto as proto;
