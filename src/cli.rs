@@ -14,6 +14,9 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+    /// Relay connection (client subcommands).
+    #[command(flatten)]
+    pub conn: crate::client_cmd::Conn,
 }
 
 /// Subcommands.
@@ -21,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a relay: the router official CLASP clients connect to over WebSocket.
     Relay(RelayArgs),
+    /// Talk to a relay as a client.
+    #[command(flatten)]
+    Client(crate::client_cmd::ClientCommand),
 }
 
 /// Eviction policy names on the command line.

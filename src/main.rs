@@ -1,6 +1,7 @@
 //! The `clasp` binary: `clasp relay` runs a router. Errors end here as `anyhow` with context.
 
 mod cli;
+mod client_cmd;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -12,6 +13,12 @@ fn main() -> anyhow::Result<()> {
             cli::init_logging(&args.log_level, args.verbose)?;
             let config = args.into_config().context("invalid relay settings")?;
             clasp_actors::relay::run_blocking(config).context("relay failed")?;
+        }
+        cli::Command::Client(cmd) => {
+            if let Err(f) = client_cmd::run(cli.conn, cmd) {
+                eprintln!("clasp: {}", f.message);
+                std::process::exit(f.code);
+            }
         }
     }
     Ok(())

@@ -70,6 +70,8 @@ impl Relay {
                 .default_service(web::to(crate::listener::entry))
         })
         .workers(config.shards.clamp(1, 8))
+        // Small frames must not wait for Nagle: routing latency is the product.
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(1)
         .bind(&bind)

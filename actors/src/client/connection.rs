@@ -83,6 +83,9 @@ struct Sub {
     types: TypeMask,
     options: SubscribeOptions,
     sink: mpsc::Sender<Update>,
+    /// Last revision delivered per param: the initial snapshot, the subscribe snapshot and
+    /// GET answers can repeat a revision, which is delivered once.
+    seen: HashMap<Address, u64>,
 }
 
 struct PendingReplay {
@@ -132,11 +135,13 @@ async fn open(cfg: &ClientBuilder, shared: &Shared) -> Result<(Socket, String), 
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(clasp_proto::WS_SUBPROTOCOL),
     );
-    let (mut socket, _) =
-        tokio::time::timeout(cfg.timeout, tokio_tungstenite::connect_async(request))
-            .await
-            .map_err(|_| fail("timed out".into()))?
-            .map_err(|e| fail(e.to_string()))?;
+    let (mut socket, _) = tokio::time::timeout(
+        cfg.timeout,
+        tokio_tungstenite::connect_async_with_config(request, None, true),
+    )
+    .await
+    .map_err(|_| fail("timed out".into()))?
+    .map_err(|e| fail(e.to_string()))?;
     let hello = Message::Hello(Hello {
         version: clasp_proto::PROTOCOL_VERSION,
         features: cfg.features,
@@ -306,7 +311,9 @@ impl Connection {
     /// After a reconnect: subscriptions, locks, then what was queued offline.
     async fn restore(&mut self, socket: &mut Socket) -> Result<(), ClientError> {
         let mut frames = Vec::new();
-        for (id, sub) in &self.subs {
+        for (id, sub) in &mut self.subs {
+            // A restarted relay counts revisions from 1 again.
+            sub.seen.clear();
             let m = Message::Subscribe(Subscribe {
                 id: *id,
                 pattern: sub.pattern.clone(),
@@ -421,6 +428,7 @@ impl Connection {
                         types,
                         options,
                         sink,
+                        seen: HashMap::new(),
                     },
                 );
                 let _ = reply.send(Ok(id));
@@ -644,6 +652,15 @@ impl Connection {
         }
         self.subs.retain(|_, sub| {
             if sub.pattern.matches(update.address.as_str()) && sub.types.includes(update.signal) {
+                if let Some(rev) = update.revision {
+                    match sub.seen.get_mut(&update.address) {
+                        Some(last) if *last >= rev => return !sub.sink.is_closed(),
+                        Some(last) => *last = rev,
+                        None => {
+                            sub.seen.insert(update.address.clone(), rev);
+                        }
+                    }
+                }
                 !matches!(
                     sub.sink.try_send(update.clone()),
                     Err(mpsc::error::TrySendError::Closed(_))
