@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The protocol crate must stay usable on embedded targets: build it as no_std + alloc.
 cargo build --quiet -p clasp-proto --no-default-features
+# Doctests (nextest does not run them): the SDK guide's examples among them.
+cargo test --quiet --workspace --doc
 cargo nextest run --workspace --all-targets --no-fail-fast

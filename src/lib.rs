@@ -6,3 +6,7 @@ pub use clasp_actors::client::{
 };
 pub use clasp_actors::{Relay, RelayConfig};
 pub use clasp_proto as proto;
+
+/// The Rust SDK guide (`docs/sdk/rust.md`); its Rust code blocks are compiled as doctests.
+#[doc = include_str!("../docs/sdk/rust.md")]
+pub mod sdk_guide {}
