@@ -6,6 +6,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod health;
+pub mod link;
 pub mod listener;
 pub mod messages;
 pub mod relay;
