@@ -29,14 +29,26 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 
 # Official clients for the conformance tests (tests/conformance), pinned to the versions the
-# wire spec was verified against.
-if [ -f tests/conformance/package.json ] && [ ! -d tests/conformance/node_modules/@clasp-to/core ]; then
-  echo "setup: installing the official JS client"
-  (cd tests/conformance && npm ci --no-audit --no-fund --silent)
+# wire spec was verified against. Reinstalled when missing or at another version.
+if [ -f tests/conformance/package.json ]; then
+  if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    echo "setup: the conformance tests need Node.js 20 or later (with npm)" >&2
+    exit 1
+  fi
+  js_want=$(node -p 'require("./tests/conformance/package.json").dependencies["@clasp-to/core"]')
+  js_have=$(node -p 'try { require("./tests/conformance/node_modules/@clasp-to/core/package.json").version } catch { "" }')
+  if [ "$js_have" != "$js_want" ]; then
+    echo "setup: installing the official JS client @clasp-to/core $js_want"
+    (cd tests/conformance && npm ci --no-audit --no-fund --silent)
+  fi
 fi
 if [ -f tests/conformance/requirements.txt ]; then
-  if ! python3 -m pip show -q clasp-to >/dev/null 2>&1; then
-    echo "setup: installing the official Python client"
-    python3 -m pip install -q -r tests/conformance/requirements.txt
+  py_want=$(sed -n 's/^clasp-to==//p' tests/conformance/requirements.txt)
+  py_have=$(python3 -c 'import importlib.metadata as m; print(m.version("clasp-to"))' 2>/dev/null || true)
+  if [ "$py_have" != "$py_want" ]; then
+    echo "setup: installing the official Python client clasp-to $py_want"
+    # A Debian-managed python3 refuses plain pip installs (PEP 668); this one is for tests only.
+    python3 -m pip install -q -r tests/conformance/requirements.txt \
+      || python3 -m pip install -q --break-system-packages -r tests/conformance/requirements.txt
   fi
 fi
