@@ -542,7 +542,7 @@ pub trait FanoutRig {
 pub struct SearchOutcome {
     /// Subscribers.
     pub subscribers: usize,
-    /// Highest loss-free trial.
+    /// Highest loss-free trial (confirmed if `confirmed`).
     pub best: Option<Trial>,
     /// Lowest failing trial.
     pub first_fail: Option<Trial>,
@@ -550,11 +550,71 @@ pub struct SearchOutcome {
     pub trials: usize,
     /// Whether the time cap ended the search before it converged.
     pub capped: bool,
+    /// Whether `best`'s rate passed [`CONFIRMATIONS`] more times.
+    pub confirmed: bool,
 }
 
-/// Doubles the offered rate from `start` until a trial loses messages, then bisects
-/// between the last good and first bad rate until they are within 5 %, or the time budget
-/// runs out.
+/// Repeats of the found rate, each on fresh connections, before it is reported.
+pub const CONFIRMATIONS: usize = 2;
+
+/// Search state shared by its two phases.
+struct Search<'a, R> {
+    rig: &'a mut R,
+    subscribers: usize,
+    timing: FanoutTiming,
+    began: Instant,
+    last_trial: Duration,
+    trials: usize,
+    best: Option<Trial>,
+    fail: Option<Trial>,
+    passes: Vec<Trial>,
+}
+
+impl<R: FanoutRig> Search<'_, R> {
+    /// Whether one more trial fits in `share` of the budget.
+    fn fits(&self, share: f64) -> bool {
+        self.began.elapsed() + self.last_trial < self.timing.budget.mul_f64(share)
+    }
+
+    async fn run(&mut self, rate: u64, phase: &str) -> Result<Trial> {
+        let t0 = Instant::now();
+        let trial = self.rig.trial(rate, self.timing).await?;
+        self.last_trial = t0.elapsed();
+        self.trials += 1;
+        println!(
+            "  [{} {:>3} sub{phase}] offered {:>9}/s  sent {:>8} in {:.2}s  received min {:>8} max {:>8}  server/bench cpu {}/{}  {}",
+            self.rig.label(),
+            self.subscribers,
+            trial.offered,
+            trial.sent,
+            trial.send_secs,
+            trial.min_received,
+            trial.max_received,
+            pct(trial.server_cpu),
+            pct(trial.bench_cpu),
+            trial
+                .failure
+                .as_deref()
+                .map_or_else(|| "PASS".to_owned(), |f| format!("FAIL: {f}")),
+        );
+        if trial.passed() {
+            self.passes.push(trial.clone());
+        } else if self
+            .fail
+            .as_ref()
+            .is_none_or(|f| trial.offered <= f.offered)
+        {
+            self.fail = Some(trial.clone());
+        }
+        Ok(trial)
+    }
+}
+
+/// Finds the highest loss-free offered rate. Phase 1 (70 % of the budget) doubles the rate
+/// from `start_rate` until a trial loses messages, then bisects between the last good and
+/// first bad rate until they are within 5 %. Phase 2 repeats the found rate
+/// [`CONFIRMATIONS`] times; if a repeat fails it steps down 10 % and tries again, as long
+/// as the budget lasts. Every trial runs on fresh connections.
 pub async fn search<R: FanoutRig>(
     rig: &mut R,
     subscribers: usize,
@@ -563,40 +623,29 @@ pub async fn search<R: FanoutRig>(
 ) -> Result<SearchOutcome> {
     const MAX_RATE: u64 = 8_000_000;
     const MIN_RATE: u64 = 10;
-    let began = Instant::now();
-    let mut best: Option<Trial> = None;
-    let mut fail: Option<Trial> = None;
+    let mut s = Search {
+        rig,
+        subscribers,
+        timing,
+        began: Instant::now(),
+        last_trial: timing.window + timing.grace,
+        trials: 0,
+        best: None,
+        fail: None,
+        passes: Vec::new(),
+    };
     let mut rate = start_rate.max(MIN_RATE);
-    let mut trials = 0;
-    let mut last_trial = timing.window + timing.grace;
     let mut capped = false;
     loop {
-        if began.elapsed() + last_trial > timing.budget {
+        if !s.fits(0.7) {
             capped = true;
             break;
         }
-        let t0 = Instant::now();
-        let trial = rig.trial(rate, timing).await?;
-        last_trial = t0.elapsed();
-        trials += 1;
-        println!(
-            "  [{} {subscribers:>3} sub] offered {:>9}/s  sent {:>8} in {:.2}s  received min {:>8} max {:>8}  relay/bench cpu {}/{}  {}",
-            rig.label(),
-            trial.offered,
-            trial.sent,
-            trial.send_secs,
-            trial.min_received,
-            trial.max_received,
-            pct(trial.server_cpu),
-            pct(trial.bench_cpu),
-            trial.failure.as_deref().map_or_else(|| "PASS".to_owned(), |f| format!("FAIL: {f}")),
-        );
+        let trial = s.run(rate, "").await?;
         if trial.passed() {
-            best = Some(trial);
-        } else {
-            fail = Some(trial);
+            s.best = Some(trial);
         }
-        rate = match (&best, &fail) {
+        rate = match (&s.best, &s.fail) {
             (Some(b), None) => {
                 if b.offered * 2 > MAX_RATE {
                     break;
@@ -620,12 +669,47 @@ pub async fn search<R: FanoutRig>(
             (None, None) => unreachable!("a trial was just recorded"),
         };
     }
+
+    let mut confirmed = false;
+    let mut candidate = s.best.as_ref().map(|b| b.offered);
+    'confirm: while let Some(rate) = candidate {
+        let mut passed = None;
+        for i in 0..CONFIRMATIONS {
+            if !s.fits(1.0) {
+                capped = true;
+                break 'confirm;
+            }
+            let trial = s
+                .run(rate, &format!(" confirm {}/{CONFIRMATIONS}", i + 1))
+                .await?;
+            if !trial.passed() {
+                s.best = None;
+                candidate = Some(round3(rate * 9 / 10)).filter(|&r| r >= MIN_RATE);
+                continue 'confirm;
+            }
+            passed = Some(trial);
+        }
+        s.best = passed;
+        confirmed = true;
+        break;
+    }
+    if !confirmed {
+        // Fall back on the highest pass below the lowest failure.
+        let fail = s.fail.as_ref().map(|f| f.offered);
+        s.best = s
+            .passes
+            .iter()
+            .filter(|t| fail.is_none_or(|f| t.offered < f))
+            .max_by_key(|t| t.offered)
+            .cloned();
+    }
     Ok(SearchOutcome {
         subscribers,
-        best,
-        first_fail: fail,
-        trials,
+        best: s.best,
+        first_fail: s.fail,
+        trials: s.trials,
         capped,
+        confirmed,
     })
 }
 

@@ -96,7 +96,7 @@ impl Settings {
         } else {
             Self {
                 timing: FanoutTiming {
-                    window: Duration::from_millis(1500),
+                    window: Duration::from_millis(1000),
                     grace: Duration::from_millis(300),
                     budget: Duration::from_secs(30),
                 },
@@ -411,7 +411,6 @@ async fn fanout_mosquitto(
     let mut rig = mqtt_peer::MqttRig::new(broker.addr, Some(broker.pid()), subs);
     let start = (START_DELIVERED / subs as u64).max(100);
     let outcome = harness::search(&mut rig, subs, start, settings.timing).await;
-    drop(rig);
     if let Some(problem) = broker.stop().await {
         println!("  mosquitto: {problem}");
     }

@@ -264,7 +264,6 @@ pub struct MqttRig {
     addr: SocketAddr,
     broker_pid: Option<u32>,
     subscribers: usize,
-    conns: Option<Connections>,
     trial_no: u64,
 }
 
@@ -275,7 +274,6 @@ impl MqttRig {
             addr,
             broker_pid,
             subscribers,
-            conns: None,
             trial_no: 0,
         }
     }
@@ -321,10 +319,9 @@ impl FanoutRig for MqttRig {
     }
 
     async fn trial(&mut self, rate: u64, timing: FanoutTiming) -> Result<Trial> {
-        let mut conns = match self.conns.take() {
-            Some(c) => c,
-            None => Connections::open(self.addr, self.subscribers).await?,
-        };
+        // Fresh connections every trial: a failed trial leaves backlogs behind, and the
+        // relay's placement of sessions on its threads varies between connections.
+        let mut conns = Connections::open(self.addr, self.subscribers).await?;
         self.trial_no += 1;
         for c in &conns.subscribers {
             c.trial.store(self.trial_no, Ordering::Relaxed);
@@ -400,10 +397,9 @@ impl FanoutRig for MqttRig {
             trouble,
             cpu,
         );
-        if trial.passed() {
-            self.conns = Some(conns);
-        } else {
-            drop(conns);
+        drop(conns);
+        if !trial.passed() {
+            // Give the broker a moment to drop the backlog of these connections.
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         Ok(trial)

@@ -72,6 +72,9 @@ fn fanout_cell(o: Option<&SearchOutcome>) -> (String, Option<u64>) {
                 if o.capped {
                     s.push('*');
                 }
+                if !o.confirmed {
+                    s.push('?');
+                }
                 (s, Some(b.delivered()))
             }
         },
@@ -147,6 +150,10 @@ pub fn print(r: &Report, connections: usize) {
     }
     println!("{}", "-".repeat(118));
     println!("fan-out: highest offered rate at which every subscriber got every message, as delivered msg/s (offered x subscribers);");
+    println!(
+        "         each figure passed {} repeats on fresh connections unless marked '?' (unconfirmed);",
+        crate::harness::CONFIRMATIONS
+    );
     println!(
         "         '>=' = no loss at the highest rate tried, '*' = search stopped by its time cap."
     );
