@@ -83,7 +83,10 @@ fn every_scenario_script_has_a_test() {
     // JS and Python cover the same scenarios, except what only one client can express.
     let js_only: Vec<_> = js::ALL.iter().filter(|n| !py::ALL.contains(n)).collect();
     let py_only: Vec<_> = py::ALL.iter().filter(|n| !js::ALL.contains(n)).collect();
-    assert!(js_only.is_empty(), "JS scenarios without a Python twin: {js_only:?}");
+    assert!(
+        js_only.is_empty(),
+        "JS scenarios without a Python twin: {js_only:?}"
+    );
     assert_eq!(
         py_only,
         [&"query"],

@@ -26,7 +26,13 @@ impl Relay {
     pub fn start(extra: &[&str]) -> Relay {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_clasp"))
-            .args(["relay", "--host", "127.0.0.1", "--ws-port", &port.to_string()])
+            .args([
+                "relay",
+                "--host",
+                "127.0.0.1",
+                "--ws-port",
+                &port.to_string(),
+            ])
             .args(["--log-level", "warn"])
             .args(extra)
             .stdin(Stdio::null())
@@ -126,8 +132,18 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> Outp
             String::from_utf8_lossy(&text).into_owned()
         })
     };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for the child") {
@@ -150,10 +166,7 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration, what: &str) -> Outp
 /// Runs a command with a timeout; panics with everything it printed unless it exits 0.
 pub fn run_ok(cmd: Command, timeout: Duration, what: &str) {
     let o = run_with_timeout(cmd, timeout, what);
-    let text = format!(
-        "--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.stdout, o.stderr
-    );
+    let text = format!("--- stdout ---\n{}\n--- stderr ---\n{}", o.stdout, o.stderr);
     match o.status {
         Some(s) if s.success() => {}
         Some(s) => panic!("{what} failed ({s}):\n{text}"),
