@@ -1,6 +1,7 @@
 //! The relay binary at the protocol level, where the official clients cannot go: the
-//! handshake, every invalid frame of the spec's vectors, admission, timeouts, /health and
-//! the SIGTERM drain.
+//! WebSocket handshake, ACK policy, revisions, conflicts and locks, clock sync, every invalid
+//! frame of the spec's vectors, admission, timeouts, /health and the SIGTERM drain. Frames are
+//! built and read with `clasp-proto`; each test starts its own relay; every wait is bounded.
 
 mod common;
 
@@ -11,23 +12,32 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn open(port: u16, subprotocol: bool) -> (Client, Option<String>) {
+/// The longest any single reply may take.
+const REPLY: Duration = Duration::from_secs(3);
+/// How long "nothing is sent" is watched for.
+const SILENCE: Duration = Duration::from_millis(500);
+
+/// Opens a WebSocket (offering subprotocol `clasp` or none); returns the echoed subprotocol.
+async fn open(port: u16, offer_clasp: bool) -> (Client, Option<String>) {
     let mut request = format!("ws://127.0.0.1:{port}/any/path")
         .into_client_request()
         .expect("request");
-    if subprotocol {
+    if offer_clasp {
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("clasp"));
     }
-    let (ws, response) = tokio_tungstenite::connect_async(request)
+    let (ws, response) = tokio::time::timeout(REPLY, tokio_tungstenite::connect_async(request))
         .await
-        .expect("upgrade");
+        .expect("upgrade answered within 3 s")
+        .expect("upgrade accepted");
     let echoed = response
         .headers()
         .get("Sec-WebSocket-Protocol")
@@ -41,13 +51,20 @@ async fn send(ws: &mut Client, qos: QoS, m: &Message) {
     ws.send(Ws::Binary(frame)).await.expect("sends");
 }
 
+/// The next CLASP frame within `within`; `None` if nothing came or the socket closed. WS
+/// control frames are skipped; a text message from the relay fails the test (§1.1).
 async fn recv_within(ws: &mut Client, within: Duration) -> Option<Message> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         match tokio::time::timeout_at(deadline, ws.next()).await.ok()? {
             Some(Ok(Ws::Binary(b))) => {
-                return Some(decode_frame(&b).expect("relay frames decode").message)
+                return Some(
+                    decode_frame(&b)
+                        .unwrap_or_else(|e| panic!("relay sent an undecodable frame {b:02x?}: {e}"))
+                        .message,
+                )
             }
+            Some(Ok(Ws::Text(t))) => panic!("relay sent a text message: {t:?}"),
             Some(Ok(_)) => continue,
             _ => return None,
         }
@@ -55,390 +72,760 @@ async fn recv_within(ws: &mut Client, within: Duration) -> Option<Message> {
 }
 
 async fn recv(ws: &mut Client) -> Message {
-    recv_within(ws, Duration::from_secs(3))
+    recv_within(ws, REPLY)
         .await
-        .expect("a frame within 3 s")
+        .expect("a frame from the relay within 3 s")
 }
 
-async fn hello(ws: &mut Client) -> Welcome {
+/// Nothing arrives for [`SILENCE`].
+async fn assert_silent(ws: &mut Client, what: &str) {
+    if let Some(m) = recv_within(ws, SILENCE).await {
+        panic!("{what}: expected nothing, got {m:?}");
+    }
+}
+
+/// PING gets PONG: the connection works.
+async fn assert_alive(ws: &mut Client, what: &str) {
+    send(ws, QoS::Fire, &Message::Ping).await;
+    assert_eq!(
+        recv_within(ws, REPLY).await,
+        Some(Message::Pong),
+        "{what}: PING still gets PONG"
+    );
+}
+
+async fn say_hello(ws: &mut Client, name: &str) {
     let hello = Message::Hello(Hello {
         version: 1,
         features: FeatureSet::CLIENT_DEFAULT,
-        name: "raw".into(),
+        name: name.into(),
         token: None,
     });
     send(ws, QoS::Fire, &hello).await;
-    let Message::Welcome(w) = recv(ws).await else {
-        panic!("WELCOME first")
-    };
-    assert!(
-        matches!(recv(ws).await, Message::Snapshot(_)),
-        "then a SNAPSHOT"
-    );
-    w
 }
 
-/// Waits for the relay to close the socket; the close code, if any.
-async fn closed_within(ws: &mut Client, within: Duration) -> Option<Option<u16>> {
+/// HELLO; WELCOME must come first, then the initial SNAPSHOT (possibly in several chunks).
+async fn hello(ws: &mut Client) -> (Welcome, Snapshot) {
+    say_hello(ws, "raw").await;
+    let welcome = match recv(ws).await {
+        Message::Welcome(w) => w,
+        other => panic!("expected WELCOME first, got {other:?}"),
+    };
+    let snapshot = match recv(ws).await {
+        Message::Snapshot(s) => s,
+        other => panic!("expected the initial SNAPSHOT after WELCOME, got {other:?}"),
+    };
+    (welcome, snapshot)
+}
+
+async fn session(port: u16) -> Client {
+    let (mut ws, _) = open(port, true).await;
+    hello(&mut ws).await;
+    ws
+}
+
+/// How the relay ended a connection.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// A Close frame with this code (`None`: a Close frame without a code).
+    Close(Option<u16>),
+    /// The TCP connection ended without a Close frame.
+    Dropped,
+}
+
+/// Waits for the relay to end the socket; `None` if it is still open after `within`.
+async fn ended_within(ws: &mut Client, within: Duration) -> Option<Ended> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         match tokio::time::timeout_at(deadline, ws.next()).await {
             Err(_) => return None,
-            Ok(Some(Ok(Ws::Close(frame)))) => return Some(frame.map(|f| u16::from(f.code))),
+            Ok(Some(Ok(Ws::Close(frame)))) => {
+                return Some(Ended::Close(frame.map(|f| u16::from(f.code))))
+            }
             Ok(Some(Ok(_))) => continue,
-            Ok(_) => return Some(None),
+            Ok(_) => return Some(Ended::Dropped),
         }
     }
 }
 
 fn addr(s: &str) -> Address {
-    Address::parse(s).expect("valid")
+    Address::parse(s).expect("valid address")
+}
+
+fn pattern(s: &str) -> Pattern {
+    Pattern::compile(s).expect("valid pattern")
 }
 
 fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
+        .expect("clock after 1970")
         .as_micros() as u64
 }
 
+fn set(address: &str, value: impl Into<Value>) -> Message {
+    Message::Set(Set::new(addr(address), value))
+}
+
+fn get(address: &str) -> Message {
+    Message::Get(Get {
+        address: addr(address),
+    })
+}
+
+fn subscribe(id: u32, p: &str) -> Message {
+    Message::Subscribe(Subscribe {
+        id,
+        pattern: pattern(p),
+        types: TypeMask::ALL,
+        options: SubscribeOptions::default(),
+    })
+}
+
+async fn expect_ack(ws: &mut Client, what: &str) -> Ack {
+    match recv(ws).await {
+        Message::Ack(a) => a,
+        other => panic!("{what}: expected ACK, got {other:?}"),
+    }
+}
+
+async fn expect_error(ws: &mut Client, what: &str) -> ErrorMessage {
+    match recv(ws).await {
+        Message::Error(e) => e,
+        other => panic!("{what}: expected ERROR, got {other:?}"),
+    }
+}
+
+/// The one param a GET answers with.
+async fn get_param(ws: &mut Client, address: &str) -> ParamState {
+    send(ws, QoS::Fire, &get(address)).await;
+    match recv(ws).await {
+        Message::Snapshot(mut s) if s.params.len() == 1 => s.params.remove(0),
+        other => panic!("GET {address}: expected a one-param SNAPSHOT, got {other:?}"),
+    }
+}
+
+// ---- handshake -------------------------------------------------------------------------
+
 #[tokio::test]
-async fn handshake_echoes_the_subprotocol_and_welcomes_with_the_clock() {
+async fn subprotocol_clasp_is_echoed() {
     let relay = Relay::start(&[]);
     let (mut ws, echoed) = open(relay.port, true).await;
-    assert_eq!(echoed.as_deref(), Some("clasp"));
-    let w = hello(&mut ws).await;
-    assert!(
-        now_us().abs_diff(w.time) < 1_000_000,
-        "WELCOME time within 1 s"
-    );
-    assert!(!w.session.is_empty());
-    // No subprotocol offered: accepted, none echoed.
-    let (mut plain, echoed) = open(relay.port, false).await;
-    assert_eq!(echoed, None);
-    hello(&mut plain).await;
-}
-
-#[tokio::test]
-async fn ack_only_for_qos_confirm_and_revisions_count_up() {
-    let relay = Relay::start(&[]);
-    let (mut ws, _) = open(relay.port, true).await;
-    hello(&mut ws).await;
-    send(&mut ws, QoS::Fire, &Message::Set(Set::new(addr("/r/x"), 1))).await;
     assert_eq!(
-        recv_within(&mut ws, Duration::from_millis(300)).await,
-        None,
-        "no ACK for QoS 0"
+        echoed.as_deref(),
+        Some("clasp"),
+        "Sec-WebSocket-Protocol echoed"
     );
-    send(
-        &mut ws,
-        QoS::Confirm,
-        &Message::Set(Set::new(addr("/r/x"), 2)),
-    )
-    .await;
-    match recv(&mut ws).await {
-        Message::Ack(a) => assert_eq!((a.address.as_deref(), a.revision), (Some("/r/x"), Some(2))),
-        other => panic!("expected ACK, got {other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn revision_conflict_and_lock_errors() {
-    let relay = Relay::start(&[]);
-    let (mut a, _) = open(relay.port, true).await;
-    hello(&mut a).await;
-    let mut lock = Set::new(addr("/l/x"), 1);
-    lock.lock = true;
-    send(&mut a, QoS::Confirm, &Message::Set(lock)).await;
-    assert!(matches!(recv(&mut a).await, Message::Ack(_)));
-    let mut stale = Set::new(addr("/l/x"), 5);
-    stale.revision = Some(7);
-    send(&mut a, QoS::Confirm, &Message::Set(stale)).await;
-    match recv(&mut a).await {
-        Message::Error(e) => assert_eq!((e.code, e.address.as_deref()), (400, Some("/l/x"))),
-        other => panic!("expected ERROR 400, got {other:?}"),
-    }
-    let (mut b, _) = open(relay.port, true).await;
-    hello(&mut b).await;
-    send(
-        &mut b,
-        QoS::Confirm,
-        &Message::Set(Set::new(addr("/l/x"), 2)),
-    )
-    .await;
-    match recv(&mut b).await {
-        Message::Error(e) => assert_eq!(e.code, 401),
-        other => panic!("expected ERROR 401, got {other:?}"),
-    }
-    // The holder disconnects: the lock goes with it.
-    drop(a);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    send(
-        &mut b,
-        QoS::Confirm,
-        &Message::Set(Set::new(addr("/l/x"), 3)),
-    )
-    .await;
-    assert!(matches!(
-        recv(&mut b).await,
-        Message::Ack(Ack {
-            revision: Some(2),
-            ..
-        })
-    ));
-}
-
-#[tokio::test]
-async fn ping_sync_query_announce_and_unknown_get() {
-    let relay = Relay::start(&[]);
-    let (mut ws, _) = open(relay.port, true).await;
     hello(&mut ws).await;
-    send(&mut ws, QoS::Fire, &Message::Ping).await;
-    assert_eq!(recv(&mut ws).await, Message::Pong);
-    let t1 = now_us();
-    send(
-        &mut ws,
-        QoS::Fire,
-        &Message::Sync(ClockSync {
-            t1,
-            t2: None,
-            t3: None,
-        }),
-    )
-    .await;
-    match recv(&mut ws).await {
-        Message::Sync(s) => {
-            let (t2, t3) = (s.t2.expect("t2"), s.t3.expect("t3"));
-            assert_eq!(s.t1, t1);
-            assert!(t2 <= t3 && now_us().abs_diff(t3) < 1_000_000);
+}
+
+#[tokio::test]
+async fn client_offering_no_subprotocol_is_accepted() {
+    let relay = Relay::start(&[]);
+    let (mut ws, echoed) = open(relay.port, false).await;
+    assert_eq!(echoed, None, "no subprotocol offered, none chosen");
+    hello(&mut ws).await;
+    assert_alive(&mut ws, "session without subprotocol").await;
+}
+
+#[tokio::test]
+async fn welcome_carries_the_relay_clock_and_name_and_is_followed_by_a_snapshot() {
+    let relay = Relay::start(&["--name", "Stage left"]);
+    let (mut ws, _) = open(relay.port, true).await;
+    let before = now_us();
+    let (w, snapshot) = hello(&mut ws).await;
+    let after = now_us();
+    assert!(
+        w.time + 1_000_000 >= before && w.time <= after + 1_000_000,
+        "WELCOME time {} within 1 s of the local clock [{before}, {after}]",
+        w.time
+    );
+    assert_eq!(w.version, 1);
+    assert_eq!(w.name, "Stage left", "--name is sent in WELCOME");
+    assert!(!w.session.is_empty(), "a session id");
+    assert!(
+        snapshot.params.is_empty(),
+        "a fresh relay's SNAPSHOT is empty"
+    );
+
+    // A later session gets its own id, and its initial SNAPSHOT holds the state.
+    send(&mut ws, QoS::Confirm, &set("/w/x", 1.5)).await;
+    expect_ack(&mut ws, "SET /w/x").await;
+    let (mut late, _) = open(relay.port, true).await;
+    let (w2, snapshot) = hello(&mut late).await;
+    assert_ne!(w2.session, w.session, "distinct session ids");
+    let p = snapshot
+        .params
+        .iter()
+        .find(|p| p.address.as_str() == "/w/x")
+        .expect("initial SNAPSHOT has /w/x");
+    assert_eq!((p.value.clone(), p.revision), (Value::Float(1.5), 1));
+    assert_eq!(
+        p.writer.as_deref(),
+        Some(w.session.as_str()),
+        "writer is the first session"
+    );
+}
+
+// ---- SET: ACK policy, revisions, conflicts, locks --------------------------------------
+
+#[tokio::test]
+async fn set_with_qos_confirm_or_commit_is_acked_and_qos_fire_is_not() {
+    let relay = Relay::start(&[]);
+    let mut ws = session(relay.port).await;
+    send(&mut ws, QoS::Fire, &set("/r/fire", 1)).await;
+    assert_silent(&mut ws, "SET with QoS 0 (the Python client's)").await;
+
+    send(&mut ws, QoS::Confirm, &set("/r/confirm", 1)).await;
+    let a = expect_ack(&mut ws, "SET with QoS 1").await;
+    assert_eq!(
+        (a.address.as_deref(), a.revision),
+        (Some("/r/confirm"), Some(1)),
+        "ACK {{address, revision}}"
+    );
+    send(&mut ws, QoS::Commit, &set("/r/confirm", 2)).await;
+    let a = expect_ack(&mut ws, "SET with QoS 2").await;
+    assert_eq!(
+        (a.address.as_deref(), a.revision),
+        (Some("/r/confirm"), Some(2))
+    );
+    // The QoS 0 write was applied all the same.
+    assert_eq!(get_param(&mut ws, "/r/fire").await.value, Value::Int(1));
+}
+
+#[tokio::test]
+async fn revisions_start_at_one_and_increase_by_one_per_write() {
+    let relay = Relay::start(&[]);
+    let mut writer = session(relay.port).await;
+    let mut watcher = session(relay.port).await;
+    send(&mut watcher, QoS::Fire, &subscribe(1, "/rev/**")).await;
+    assert_alive(&mut watcher, "after SUBSCRIBE").await;
+
+    for (i, value) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        let want = i as u64 + 1;
+        send(&mut writer, QoS::Confirm, &set("/rev/x", value)).await;
+        let a = expect_ack(&mut writer, "SET").await;
+        assert_eq!(a.revision, Some(want), "ACK revision of write {want}");
+        match recv(&mut watcher).await {
+            Message::Set(s) => {
+                assert_eq!(s.address.as_str(), "/rev/x");
+                assert_eq!(s.value, Value::from(value));
+                assert_eq!(
+                    s.revision,
+                    Some(want),
+                    "broadcast SET carries the new revision"
+                );
+            }
+            other => panic!("subscriber: expected SET, got {other:?}"),
         }
-        other => panic!("expected SYNC, got {other:?}"),
     }
+    let p = get_param(&mut writer, "/rev/x").await;
+    assert_eq!((p.value, p.revision), (Value::from("d"), 4));
+    // Another address has its own count.
+    send(&mut writer, QoS::Confirm, &set("/rev/y", 0)).await;
+    assert_eq!(
+        expect_ack(&mut writer, "SET /rev/y").await.revision,
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn set_with_a_wrong_expected_revision_gets_error_400_and_changes_nothing() {
+    let relay = Relay::start(&[]);
+    let mut ws = session(relay.port).await;
+    let mut watcher = session(relay.port).await;
+    send(&mut watcher, QoS::Fire, &subscribe(1, "/cas/**")).await;
+    assert_alive(&mut watcher, "after SUBSCRIBE").await;
+    for v in [1, 2] {
+        send(&mut ws, QoS::Confirm, &set("/cas/x", v)).await;
+        expect_ack(&mut ws, "SET").await;
+        assert!(matches!(recv(&mut watcher).await, Message::Set(_)));
+    }
+
+    let mut stale = Set::new(addr("/cas/x"), 99);
+    stale.revision = Some(1);
+    send(&mut ws, QoS::Confirm, &Message::Set(stale)).await;
+    let e = expect_error(&mut ws, "SET expecting revision 1 of a param at 2").await;
+    assert_eq!(
+        (e.code, e.address.as_deref()),
+        (400, Some("/cas/x")),
+        "{}",
+        e.message
+    );
+    assert_silent(&mut watcher, "a refused SET is not broadcast").await;
+    let p = get_param(&mut ws, "/cas/x").await;
+    assert_eq!((p.value, p.revision), (Value::Int(2), 2), "state unchanged");
+
+    // The right expected revision is accepted.
+    let mut fresh = Set::new(addr("/cas/x"), 3);
+    fresh.revision = Some(2);
+    send(&mut ws, QoS::Confirm, &Message::Set(fresh)).await;
+    assert_eq!(
+        expect_ack(&mut ws, "SET expecting 2").await.revision,
+        Some(3)
+    );
+}
+
+fn locking(address: &str, value: impl Into<Value>, lock: bool, unlock: bool) -> Message {
+    let mut s = Set::new(addr(address), value);
+    s.lock = lock;
+    s.unlock = unlock;
+    Message::Set(s)
+}
+
+#[tokio::test]
+async fn lock_refuses_other_sessions_with_401_until_the_holder_unlocks() {
+    let relay = Relay::start(&[]);
+    let mut a = session(relay.port).await;
+    let mut b = session(relay.port).await;
+    send(&mut a, QoS::Confirm, &locking("/lock/x", 1, true, false)).await;
+    assert_eq!(expect_ack(&mut a, "A locks").await.revision, Some(1));
+
+    send(&mut b, QoS::Confirm, &set("/lock/x", 2)).await;
+    let e = expect_error(&mut b, "B writes a param A holds").await;
+    assert_eq!(
+        (e.code, e.address.as_deref()),
+        (401, Some("/lock/x")),
+        "{}",
+        e.message
+    );
+    // The unlock flag does not get a non-holder through.
+    send(&mut b, QoS::Confirm, &locking("/lock/x", 3, false, true)).await;
+    let e = expect_error(&mut b, "B writes with the unlock flag").await;
+    assert_eq!(e.code, 401, "{}", e.message);
+    assert_eq!(
+        get_param(&mut b, "/lock/x").await.value,
+        Value::Int(1),
+        "B changed nothing"
+    );
+
+    // The holder may still write, and releases with unlock.
+    send(&mut a, QoS::Confirm, &set("/lock/x", 4)).await;
+    assert_eq!(expect_ack(&mut a, "holder writes").await.revision, Some(2));
+    send(&mut a, QoS::Confirm, &locking("/lock/x", 5, false, true)).await;
+    assert_eq!(expect_ack(&mut a, "holder unlocks").await.revision, Some(3));
+    send(&mut b, QoS::Confirm, &set("/lock/x", 6)).await;
+    assert_eq!(
+        expect_ack(&mut b, "B writes after unlock").await.revision,
+        Some(4)
+    );
+}
+
+#[tokio::test]
+async fn lock_is_released_when_its_holder_disconnects() {
+    let relay = Relay::start(&[]);
+    let mut a = session(relay.port).await;
+    let mut b = session(relay.port).await;
+    send(&mut a, QoS::Confirm, &locking("/lock/y", 1, true, false)).await;
+    expect_ack(&mut a, "A locks").await;
+    send(&mut b, QoS::Confirm, &set("/lock/y", 2)).await;
+    assert_eq!(expect_error(&mut b, "B while A holds").await.code, 401);
+
+    a.close(None).await.expect("A closes");
+    drop(a);
+    // The relay notices the close asynchronously: retry for a bounded time.
+    let deadline = Instant::now() + REPLY;
+    loop {
+        send(&mut b, QoS::Confirm, &set("/lock/y", 3)).await;
+        match recv(&mut b).await {
+            Message::Ack(ack) => {
+                assert_eq!(ack.revision, Some(2));
+                break;
+            }
+            Message::Error(e) if e.code == 401 && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => panic!("B after A disconnected: expected ACK, got {other:?}"),
+        }
+    }
+}
+
+// ---- SYNC, PING, ANNOUNCE/QUERY, GET ---------------------------------------------------
+
+#[tokio::test]
+async fn sync_answers_t1_with_receive_and_send_times() {
+    let relay = Relay::start(&[]);
+    let mut ws = session(relay.port).await;
+    let t1 = now_us();
+    let sync = Message::Sync(ClockSync {
+        t1,
+        t2: None,
+        t3: None,
+    });
+    send(&mut ws, QoS::Fire, &sync).await;
+    let s = match recv(&mut ws).await {
+        Message::Sync(s) => s,
+        other => panic!("expected SYNC, got {other:?}"),
+    };
+    let t4 = now_us();
+    let (t2, t3) = (s.t2.expect("t2"), s.t3.expect("t3"));
+    assert_eq!(s.t1, t1, "t1 echoed");
+    assert!(t2 <= t3, "t2 {t2} <= t3 {t3}");
+    // Same machine, same clock: the relay's times fall between ours, give or take 1 s.
+    assert!(
+        t2 + 1_000_000 >= t1 && t3 <= t4 + 1_000_000,
+        "t1 {t1} t2 {t2} t3 {t3} t4 {t4}"
+    );
+}
+
+#[tokio::test]
+async fn ping_gets_pong() {
+    let relay = Relay::start(&[]);
+    let mut ws = session(relay.port).await;
+    for _ in 0..3 {
+        assert_alive(&mut ws, "PING").await;
+    }
+}
+
+#[tokio::test]
+async fn query_after_announce_gets_result() {
+    let relay = Relay::start(&[]);
+    let mut ws = session(relay.port).await;
     let announce = Announce {
         namespace: "/lumen".into(),
-        signals: vec![SignalDef {
-            address: "/lumen/opacity".into(),
-            signal: SignalType::Param,
-            datatype: Some("f64".into()),
-            access: Some("rw".into()),
-            meta: None,
-        }],
+        signals: vec![
+            SignalDef {
+                address: "/lumen/opacity".into(),
+                signal: SignalType::Param,
+                datatype: Some("f64".into()),
+                access: Some("rw".into()),
+                meta: None,
+            },
+            SignalDef {
+                address: "/lumen/fire".into(),
+                signal: SignalType::Event,
+                datatype: None,
+                access: None,
+                meta: None,
+            },
+        ],
     };
     send(&mut ws, QoS::Confirm, &Message::Announce(announce)).await;
-    assert!(
-        matches!(recv(&mut ws).await, Message::Ack(Ack { address: Some(ref a), .. }) if a == "/lumen")
+    let a = expect_ack(&mut ws, "ANNOUNCE with QoS 1").await;
+    assert_eq!(
+        a.address.as_deref(),
+        Some("/lumen"),
+        "ACK names the namespace"
     );
-    send(
-        &mut ws,
-        QoS::Fire,
-        &Message::Query(Query {
-            pattern: Pattern::compile("/lumen/**").expect("valid"),
-        }),
-    )
-    .await;
-    match recv(&mut ws).await {
-        Message::Result(r) => assert_eq!(
-            r.signals
-                .iter()
-                .map(|s| s.address.as_str())
-                .collect::<Vec<_>>(),
-            ["/lumen/opacity"]
-        ),
+
+    let query = |p: &str| {
+        Message::Query(Query {
+            pattern: pattern(p),
+        })
+    };
+    send(&mut ws, QoS::Fire, &query("/lumen/**")).await;
+    let mut signals = match recv(&mut ws).await {
+        Message::Result(r) => r.signals,
         other => panic!("expected RESULT, got {other:?}"),
+    };
+    signals.sort_by(|x, y| x.address.cmp(&y.address));
+    assert_eq!(
+        signals,
+        vec![
+            SignalInfo {
+                address: "/lumen/fire".into(),
+                signal: SignalType::Event,
+                datatype: None,
+                access: None,
+            },
+            SignalInfo {
+                address: "/lumen/opacity".into(),
+                signal: SignalType::Param,
+                datatype: Some("f64".into()),
+                access: Some("rw".into()),
+            },
+        ]
+    );
+    send(&mut ws, QoS::Fire, &query("/elsewhere/**")).await;
+    match recv(&mut ws).await {
+        Message::Result(r) => assert!(r.signals.is_empty(), "no match: {r:?}"),
+        other => panic!("expected an empty RESULT, got {other:?}"),
     }
-    send(
-        &mut ws,
-        QoS::Fire,
-        &Message::Get(Get {
-            address: addr("/nothing/here"),
-        }),
-    )
-    .await;
-    assert_eq!(recv_within(&mut ws, Duration::from_millis(500)).await, None);
 }
 
 #[tokio::test]
-async fn every_invalid_frame_gets_an_error_and_the_connection_stays() {
+async fn get_of_an_unknown_address_gets_nothing() {
+    let relay = Relay::start(&[]);
+    let mut ws = session(relay.port).await;
+    send(&mut ws, QoS::Fire, &get("/nothing/here")).await;
+    assert_silent(&mut ws, "GET of an unknown address").await;
+    assert_alive(&mut ws, "after GET").await;
+}
+
+// ---- malformed input -------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_invalid_frame_gets_an_error_and_the_connection_keeps_working() {
     let data: serde_json::Value =
         serde_json::from_str(include_str!("../proto/tests/data/vectors.json")).expect("vectors");
+    let vectors = data["invalid_frames"].as_array().expect("invalid_frames");
+    assert_eq!(vectors.len(), 9, "the spec has 9 invalid frames");
     let relay = Relay::start(&[]);
-    let (mut ws, _) = open(relay.port, true).await;
-    hello(&mut ws).await;
-    for v in data["invalid_frames"].as_array().expect("invalid_frames") {
+    let mut ws = session(relay.port).await;
+    let mut failures = Vec::new();
+    for v in vectors {
         let name = v["name"].as_str().expect("name");
         let bytes = hex::decode(v["hex"].as_str().expect("hex")).expect("hex");
         ws.send(Ws::Binary(bytes)).await.expect("sends");
-        match recv(&mut ws).await {
-            Message::Error(e) => {
-                let want: &[u16] = if name == "set_address_multibyte_first_char" {
-                    &[200]
-                } else {
-                    &[100, 101]
-                };
-                assert!(
-                    want.contains(&e.code),
-                    "{name}: ERROR {} {}",
-                    e.code,
-                    e.message
-                );
-            }
-            other => panic!("{name}: expected ERROR, got {other:?}"),
+        let want: &[u16] = if name == "set_address_multibyte_first_char" {
+            &[200]
+        } else {
+            &[100, 101]
+        };
+        match recv_within(&mut ws, REPLY).await {
+            Some(Message::Error(e)) if want.contains(&e.code) => {}
+            other => failures.push(format!("{name}: expected ERROR {want:?}, got {other:?}")),
         }
         send(&mut ws, QoS::Fire, &Message::Ping).await;
-        assert_eq!(
-            recv(&mut ws).await,
-            Message::Pong,
-            "{name}: connection still works"
-        );
+        match recv_within(&mut ws, REPLY).await {
+            Some(Message::Pong) => {}
+            other => {
+                failures.push(format!("{name}: afterwards PING got {other:?}, not PONG"));
+                break;
+            }
+        }
     }
-    // Text messages are not CLASP: ignored.
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // And the relay itself is unharmed.
+    let mut fresh = session(relay.port).await;
+    assert_alive(&mut fresh, "a new session").await;
+}
+
+#[tokio::test]
+async fn text_messages_are_ignored() {
+    let relay = Relay::start(&[]);
+    let mut ws = session(relay.port).await;
     ws.send(Ws::Text("hello".into())).await.expect("sends");
-    send(&mut ws, QoS::Fire, &Message::Ping).await;
-    assert_eq!(recv(&mut ws).await, Message::Pong);
-    // An oversized WebSocket message closes with 1009 and the relay lives on.
+    ws.send(Ws::Text("{\"type\":\"SET\"}".into()))
+        .await
+        .expect("sends");
+    assert_silent(&mut ws, "text message").await;
+    assert_alive(&mut ws, "after text messages").await;
+}
+
+#[tokio::test]
+async fn an_oversized_message_closes_with_1009_and_the_relay_lives_on() {
+    let relay = Relay::start(&[]);
+    let mut ws = session(relay.port).await;
     ws.send(Ws::Binary(vec![0x53; 200_000]))
         .await
         .expect("sends");
     assert_eq!(
-        closed_within(&mut ws, Duration::from_secs(3)).await,
-        Some(Some(1009))
+        ended_within(&mut ws, REPLY).await,
+        Some(Ended::Close(Some(1009)))
     );
-    let (mut again, _) = open(relay.port, true).await;
-    hello(&mut again).await;
+    let mut again = session(relay.port).await;
+    assert_alive(&mut again, "a new session").await;
 }
 
+// ---- session lifecycle -----------------------------------------------------------------
+
 #[tokio::test]
-async fn sessions_without_hello_are_closed() {
+async fn a_first_message_that_is_not_hello_closes_the_connection() {
     let relay = Relay::start(&[]);
-    // First message not HELLO: closed at once.
     let (mut ws, _) = open(relay.port, true).await;
     send(&mut ws, QoS::Fire, &Message::Ping).await;
     assert_eq!(
-        closed_within(&mut ws, Duration::from_secs(3)).await,
-        Some(Some(1008))
+        ended_within(&mut ws, REPLY).await,
+        Some(Ended::Close(Some(1008))),
+        "closed with 1008 (policy)"
     );
-    // Nothing at all: closed after 10 s.
-    let (mut idle, _) = open(relay.port, true).await;
-    let started = Instant::now();
-    assert_eq!(
-        closed_within(&mut idle, Duration::from_secs(12)).await,
-        Some(Some(1008))
-    );
+    let (mut ws, _) = open(relay.port, true).await;
+    send(&mut ws, QoS::Confirm, &set("/early/x", 1)).await;
     assert!(
-        started.elapsed() >= Duration::from_secs(9),
-        "closed after {:?}",
-        started.elapsed()
+        matches!(ended_within(&mut ws, REPLY).await, Some(Ended::Close(_))),
+        "a SET before HELLO closes too"
     );
+    let mut fresh = session(relay.port).await;
+    send(&mut fresh, QoS::Fire, &get("/early/x")).await;
+    assert_silent(&mut fresh, "the SET before HELLO was not applied").await;
 }
 
 #[tokio::test]
-async fn max_sessions_refuses_with_error_501_and_a_close() {
-    let relay = Relay::start(&["--max-sessions", "2"]);
-    let (mut a, _) = open(relay.port, true).await;
-    hello(&mut a).await;
-    let (mut b, _) = open(relay.port, true).await;
-    hello(&mut b).await;
-    let (mut c, _) = open(relay.port, true).await;
-    match recv(&mut c).await {
-        Message::Error(e) => assert_eq!(e.code, 501, "{}", e.message),
-        other => panic!("expected ERROR 501, got {other:?}"),
-    }
-    assert_eq!(
-        closed_within(&mut c, Duration::from_secs(3)).await,
-        Some(Some(1013))
+async fn a_session_without_hello_is_closed_after_10_seconds() {
+    let relay = Relay::start(&[]);
+    let (mut idle, _) = open(relay.port, true).await;
+    let started = Instant::now();
+    let ended = ended_within(&mut idle, Duration::from_secs(12)).await;
+    let after = started.elapsed();
+    assert!(ended.is_some(), "still open after {after:?}");
+    assert!(
+        after >= Duration::from_secs(9) && after <= Duration::from_millis(11_500),
+        "closed after {after:?}, want ~10 s"
     );
-    // A slot frees when a session ends.
-    drop(a);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (mut d, _) = open(relay.port, true).await;
-    hello(&mut d).await;
+    assert_eq!(ended, Some(Ended::Close(Some(1008))));
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close() {
+    // RFC 6455 §5.5.1: the endpoint that receives a Close sends one back. Without it the
+    // Python client's close() waits on the socket and sees code 1006.
+    let relay = Relay::start(&[]);
+    let mut ws = session(relay.port).await;
+    ws.send(Ws::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .expect("sends Close");
+    let started = Instant::now();
+    let ended = ended_within(&mut ws, REPLY).await;
+    assert_eq!(
+        ended,
+        Some(Ended::Close(Some(1000))),
+        "relay's answer to a client Close (after {:?})",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "answered at once"
+    );
 }
 
 #[tokio::test]
 async fn idle_sessions_time_out() {
     let relay = Relay::start(&["--session-timeout", "1"]);
-    let (mut ws, _) = open(relay.port, true).await;
-    hello(&mut ws).await;
-    // tokio-tungstenite answers the relay's pings only while we read; stop reading.
+    let mut ws = session(relay.port).await;
+    // tokio-tungstenite answers the relay's WS pings only while we read: stop reading.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
-        closed_within(&mut ws, Duration::from_secs(3))
-            .await
-            .is_some(),
-        "closed"
+        ended_within(&mut ws, REPLY).await.is_some(),
+        "a silent peer is closed after --session-timeout"
     );
 }
 
 #[tokio::test]
-async fn health_reports_sessions_params_and_actors() {
-    let relay = Relay::start(&["--shards", "2"]);
-    let (mut ws, _) = open(relay.port, true).await;
-    hello(&mut ws).await;
-    send(
-        &mut ws,
-        QoS::Confirm,
-        &Message::Set(Set::new(addr("/h/x"), 1)),
-    )
-    .await;
-    assert!(matches!(recv(&mut ws).await, Message::Ack(_)));
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", relay.port))
+async fn max_sessions_refuses_the_next_connection_with_error_501_and_a_close() {
+    let relay = Relay::start(&["--max-sessions", "2"]);
+    let mut a = session(relay.port).await;
+    let mut b = session(relay.port).await;
+    let (mut c, _) = open(relay.port, true).await;
+    say_hello(&mut c, "third").await;
+    let e = expect_error(&mut c, "third connection").await;
+    assert_eq!(e.code, 501, "{}", e.message);
+    assert_eq!(
+        ended_within(&mut c, REPLY).await,
+        Some(Ended::Close(Some(1013))),
+        "then closed (1013 try again later)"
+    );
+    assert_alive(&mut a, "first session").await;
+    assert_alive(&mut b, "second session").await;
+    // A slot frees when a session ends.
+    a.close(None).await.expect("closes");
+    drop(a);
+    let deadline = Instant::now() + REPLY;
+    loop {
+        let (mut d, _) = open(relay.port, true).await;
+        say_hello(&mut d, "fourth").await;
+        match recv(&mut d).await {
+            Message::Welcome(_) => break,
+            Message::Error(e) if e.code == 501 && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => panic!("after a session ended: expected WELCOME, got {other:?}"),
+        }
+    }
+}
+
+// ---- /health and shutdown --------------------------------------------------------------
+
+/// `GET <path>` on the WebSocket port: (status line, headers, body).
+async fn http_get(port: u16, path: &str) -> (String, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connects");
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("writes");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("writes");
     let mut raw = String::new();
-    tcp.read_to_string(&mut raw).await.expect("reads");
-    let body = raw.split("\r\n\r\n").nth(1).expect("a body");
-    let json: serde_json::Value = serde_json::from_str(body).expect("JSON");
-    assert_eq!(json["sessions"], 1);
-    assert_eq!(json["params"], 1);
-    assert!(json["uptime"].as_f64().is_some() && json["version"].is_string());
-    assert_eq!(json["actors"]["shard-0"]["state"], "running");
-    assert_eq!(json["actors"]["shard-1"]["state"], "running");
+    tokio::time::timeout(REPLY, tcp.read_to_string(&mut raw))
+        .await
+        .expect("answered within 3 s")
+        .expect("reads");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("headers and body");
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (
+        status.to_string(),
+        headers.to_ascii_lowercase(),
+        body.to_string(),
+    )
 }
 
 #[tokio::test]
-async fn sigterm_drains_and_exits_zero() {
-    let mut relay = Relay::start(&["--drain-timeout", "5"]);
-    let (mut ws, _) = open(relay.port, true).await;
-    hello(&mut ws).await;
-    let started = Instant::now();
-    let status = relay
-        .terminate(Duration::from_secs(7))
-        .expect("exits within the drain timeout");
-    assert!(status.success(), "exit status {status}");
-    assert!(started.elapsed() < Duration::from_secs(6));
-    assert_eq!(
-        closed_within(&mut ws, Duration::from_secs(2)).await,
-        Some(Some(1001))
+async fn health_answers_json_on_the_websocket_port() {
+    let relay = Relay::start(&["--shards", "2"]);
+    let mut ws = session(relay.port).await;
+    send(&mut ws, QoS::Confirm, &set("/h/x", 1)).await;
+    expect_ack(&mut ws, "SET").await;
+    send(&mut ws, QoS::Confirm, &set("/h/y", 2)).await;
+    expect_ack(&mut ws, "SET").await;
+
+    let (status, headers, body) = http_get(relay.port, "/health").await;
+    assert!(status.contains(" 200"), "status {status}");
+    assert!(
+        headers.contains("content-type: application/json"),
+        "JSON content type: {headers}"
     );
+    let json: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    assert!(json["version"].is_string(), "version: {json}");
+    assert!(
+        json["uptime"].as_f64().is_some_and(|u| u >= 0.0),
+        "uptime: {json}"
+    );
+    assert_eq!(json["sessions"], 1, "sessions: {json}");
+    assert_eq!(json["params"], 2, "params: {json}");
+    let actors = json["actors"].as_object().expect("actors is an object");
+    assert!(actors.len() >= 2, "one actor per shard at least: {json}");
+    for (name, actor) in actors {
+        assert!(actor["state"].is_string(), "{name} has a state: {actor}");
+    }
 }
 
-async fn expect_error(ws: &mut Client) -> ErrorMessage {
-    match recv(ws).await {
-        Message::Error(e) => e,
-        other => panic!("expected ERROR, got {other:?}"),
+#[tokio::test]
+async fn sigterm_with_connected_clients_exits_zero_within_the_drain_timeout() {
+    let mut relay = Relay::start(&["--drain-timeout", "5"]);
+    let mut a = session(relay.port).await;
+    let mut b = session(relay.port).await;
+    send(&mut a, QoS::Fire, &subscribe(1, "/**")).await;
+    assert_alive(&mut a, "subscribed").await;
+    assert_alive(&mut b, "connected").await;
+    let started = Instant::now();
+    let status = relay
+        .terminate(Duration::from_secs(6))
+        .expect("exits within the 5 s drain timeout (+1 s)");
+    assert!(status.success(), "exit status {status}");
+    for (name, ws) in [("a", &mut a), ("b", &mut b)] {
+        assert_eq!(
+            ended_within(ws, Duration::from_secs(1)).await,
+            Some(Ended::Close(Some(1001))),
+            "client {name} closed with 1001 (going away)"
+        );
     }
+    assert!(started.elapsed() < Duration::from_secs(7));
+}
+
+// ---- refusal codes ---------------------------------------------------------------------
+
+fn raw_frame(payload: &[u8]) -> Ws {
+    let mut frame = vec![0x53, 0x01];
+    frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    frame.extend_from_slice(payload);
+    Ws::Binary(frame)
 }
 
 #[tokio::test]
 async fn each_refusal_has_its_error_code() {
     let relay = Relay::start(&[]);
-    let (mut ws, _) = open(relay.port, true).await;
-    hello(&mut ws).await;
+    let mut ws = session(relay.port).await;
 
     // 202: a pattern the relay cannot compile (raw bytes: our encoder only takes valid ones).
     let mut payload = vec![0x10, 0, 0, 0, 1];
     payload.extend_from_slice(&4u16.to_be_bytes());
     payload.extend_from_slice(b"/a//");
     payload.extend_from_slice(&[0xFF, 0]);
-    let mut frame = vec![0x53, 0x01];
-    frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    frame.extend_from_slice(&payload);
-    ws.send(Ws::Binary(frame)).await.expect("sends");
-    let e = expect_error(&mut ws).await;
+    ws.send(raw_frame(&payload)).await.expect("sends");
+    let e = expect_error(&mut ws, "SUBSCRIBE /a//").await;
     assert_eq!(
         (e.code, e.address.as_deref()),
         (202, Some("/a//")),
@@ -449,13 +836,13 @@ async fn each_refusal_has_its_error_code() {
     // 403: FEDERATION_SYNC from a session without the federation feature.
     let sync = FederationSync {
         op: FederationOp::DeclareNamespaces,
-        patterns: vec![Pattern::compile("/site/**").expect("valid")],
+        patterns: vec![pattern("/site/**")],
         revisions: vec![],
         since_revision: None,
         origin: None,
     };
     send(&mut ws, QoS::Confirm, &Message::FederationSync(sync)).await;
-    assert_eq!(expect_error(&mut ws).await.code, 403);
+    assert_eq!(expect_error(&mut ws, "FEDERATION_SYNC").await.code, 403);
 
     // 404: P2P signal to a session that does not exist.
     let p2p = Publish {
@@ -468,7 +855,7 @@ async fn each_refusal_has_its_error_code() {
         rate: None,
     };
     send(&mut ws, QoS::Confirm, &Message::Publish(p2p)).await;
-    let e = expect_error(&mut ws).await;
+    let e = expect_error(&mut ws, "P2P to nobody").await;
     assert_eq!(
         (e.code, e.message.as_str()),
         (404, "Target session not found: nobody")
@@ -476,33 +863,21 @@ async fn each_refusal_has_its_error_code() {
 
     // 501: REPLAY without a journal.
     let replay = Replay {
-        pattern: Pattern::compile("/**").expect("valid"),
+        pattern: pattern("/**"),
         from: None,
         to: None,
         limit: None,
         types: TypeMask::ALL,
     };
     send(&mut ws, QoS::Confirm, &Message::Replay(replay)).await;
-    assert_eq!(expect_error(&mut ws).await.code, 501);
+    assert_eq!(expect_error(&mut ws, "REPLAY").await.code, 501);
 
     // 429: the 1001st subscription of a session.
     for id in 0..1000u32 {
-        let sub = Subscribe {
-            id,
-            pattern: Pattern::compile(&format!("/many/{id}")).expect("valid"),
-            types: TypeMask::ALL,
-            options: SubscribeOptions::default(),
-        };
-        send(&mut ws, QoS::Fire, &Message::Subscribe(sub)).await;
+        send(&mut ws, QoS::Fire, &subscribe(id, &format!("/many/{id}"))).await;
     }
-    let sub = Subscribe {
-        id: 5000,
-        pattern: Pattern::compile("/many/extra").expect("valid"),
-        types: TypeMask::ALL,
-        options: SubscribeOptions::default(),
-    };
-    send(&mut ws, QoS::Fire, &Message::Subscribe(sub)).await;
-    let e = expect_error(&mut ws).await;
+    send(&mut ws, QoS::Fire, &subscribe(5000, "/many/extra")).await;
+    let e = expect_error(&mut ws, "1001st SUBSCRIBE").await;
     assert_eq!(
         (e.code, e.address.as_deref()),
         (429, Some("/many/extra")),
@@ -514,14 +889,9 @@ async fn each_refusal_has_its_error_code() {
     let mut payload = vec![0x22];
     payload.extend_from_slice(&4u16.to_be_bytes());
     payload.extend_from_slice(b"nope");
-    let mut frame = vec![0x53, 0x01];
-    frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    frame.extend_from_slice(&payload);
-    ws.send(Ws::Binary(frame)).await.expect("sends");
-    let e = expect_error(&mut ws).await;
+    ws.send(raw_frame(&payload)).await.expect("sends");
+    let e = expect_error(&mut ws, "GET nope").await;
     assert_eq!((e.code, e.address.as_deref()), (200, Some("nope")));
 
-    // Still serving after all of it.
-    send(&mut ws, QoS::Fire, &Message::Ping).await;
-    assert_eq!(recv(&mut ws).await, Message::Pong);
+    assert_alive(&mut ws, "after every refusal").await;
 }
