@@ -133,7 +133,11 @@ async fn websocket(req: HttpRequest, body: web::Payload, router: Router) -> Http
                     session.do_send(Alive);
                 }
                 Ok(actix_ws::AggregatedMessage::Pong(_)) => session.do_send(Alive),
-                Ok(actix_ws::AggregatedMessage::Close(_)) => break,
+                Ok(actix_ws::AggregatedMessage::Close(reason)) => {
+                    // RFC 6455 §5.5.1: answer a Close with a Close (after what is queued).
+                    queue.push_control(Outgoing::Close(reason));
+                    break;
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "websocket protocol error");
                     let code = match e {
