@@ -44,6 +44,27 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
+impl LatencyResult {
+    /// Summarises `samples` (µs) of `sent` messages at `rate`/s.
+    pub fn from_samples(mut samples: Vec<f64>, sent: usize, rate: u64) -> Result<Self> {
+        if samples.is_empty() {
+            bail!("no latency sample arrived");
+        }
+        samples.sort_by(f64::total_cmp);
+        Ok(Self {
+            sent,
+            received: samples.len(),
+            rate,
+            p50: percentile(&samples, 0.50),
+            p99: percentile(&samples, 0.99),
+            p999: percentile(&samples, 0.999),
+            min: samples[0],
+            max: samples[samples.len() - 1],
+            mean: samples.iter().sum::<f64>() / samples.len() as f64,
+        })
+    }
+}
+
 /// Runs `duration` at `rate` SET/s after a short warm-up.
 pub async fn run(addr: SocketAddr, rate: u64, duration: Duration) -> Result<LatencyResult> {
     let base = Instant::now();
@@ -135,19 +156,5 @@ pub async fn run(addr: SocketAddr, rate: u64, duration: Duration) -> Result<Late
         }
     }
     reader.abort();
-    if samples.is_empty() {
-        bail!("no latency sample arrived");
-    }
-    samples.sort_by(f64::total_cmp);
-    Ok(LatencyResult {
-        sent: count,
-        received: samples.len(),
-        rate,
-        p50: percentile(&samples, 0.50),
-        p99: percentile(&samples, 0.99),
-        p999: percentile(&samples, 0.999),
-        min: samples[0],
-        max: samples[samples.len() - 1],
-        mean: samples.iter().sum::<f64>() / samples.len() as f64,
-    })
+    LatencyResult::from_samples(samples, count, rate)
 }

@@ -221,6 +221,17 @@ async fn run(cli: Cli) -> Result<()> {
             }
             None => failed_sections += 1,
         }
+        // The same shape against mosquitto, as a reference for this machine.
+        match mosquitto_latency(&cli, &settings).await {
+            Ok(l) => {
+                println!(
+                    "  mosquitto latency (same shape, QoS 0, {LATENCY_RATE} msg/s): p50 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  (min {:.1}, max {:.1}; {}/{} samples)",
+                    l.p50, l.p99, l.p999, l.min, l.max, l.received, l.sent
+                );
+                report.mosquitto_latency = Some(l);
+            }
+            Err(e) => report.problems.push(format!("mosquitto latency: {e:#}")),
+        }
     }
     if wants(Section::Snapshot) {
         println!("\n== 4. late joiner: {SNAPSHOT_PARAMS} params, HELLO -> all params received");
@@ -417,6 +428,15 @@ async fn fanout_mosquitto(
     let outcome = outcome?;
     print_outcome("mosquitto", &outcome);
     Ok(outcome)
+}
+
+async fn mosquitto_latency(cli: &Cli, settings: &Settings) -> Result<latency::LatencyResult> {
+    let broker = mqtt_peer::Mosquitto::start(&cli.mosquitto_bin).await?;
+    let result = mqtt_peer::latency(broker.addr, LATENCY_RATE, settings.latency).await;
+    if let Some(problem) = broker.stop().await {
+        println!("  mosquitto: {problem}");
+    }
+    result
 }
 
 fn print_outcome(label: &str, o: &harness::SearchOutcome) {

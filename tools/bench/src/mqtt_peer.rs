@@ -15,12 +15,15 @@ use rumqttc::{ConnAck, Connect, ConnectReturnCode, Packet, Publish, QoS, Subscri
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 
 use crate::harness::{
     free_port, settle_counts, tag, tag_trial, ChildProc, CpuMeter, FanoutRig, FanoutTiming, Pacer,
     Trial,
 };
+use crate::latency::LatencyResult;
 
 const DATA_TOPIC: &str = "bench/fanout";
 const CTL_TOPIC: &str = "bench/ctl";
@@ -404,4 +407,93 @@ impl FanoutRig for MqttRig {
         }
         Ok(trial)
     }
+}
+
+/// The latency measurement of `latency.rs` against the broker: one QoS-0 PUBLISH per
+/// 1/`rate` s whose payload is the send time (i64 ns, big-endian), one subscriber.
+pub async fn latency(addr: SocketAddr, rate: u64, duration: Duration) -> Result<LatencyResult> {
+    const WARMUP: &str = "bench/lat/warmup";
+    const DATA: &str = "bench/lat/x";
+    let base = Instant::now();
+    let (mut read, mut sub_write, mut buf) = mqtt_connect(addr, "bench-lat-sub").await?;
+    let mut subscribe = Subscribe::new("bench/lat/#", QoS::AtMostOnce);
+    subscribe.pkid = 1;
+    let mut out = BytesMut::new();
+    encode(&Packet::Subscribe(subscribe), &mut out)?;
+    sub_write
+        .write_all(&out)
+        .await
+        .context("sending SUBSCRIBE")?;
+    let (samples_tx, mut samples_rx) = mpsc::unbounded_channel::<f64>();
+    let (warm_tx, mut warm_rx) = mpsc::unbounded_channel::<()>();
+    let reader: JoinHandle<Result<()>> = tokio::spawn(async move {
+        loop {
+            let packet = read_packet(&mut read, &mut buf)
+                .await?
+                .ok_or_else(|| anyhow!("subscriber connection ended"))?;
+            let now = base.elapsed().as_nanos() as i64;
+            if let Packet::Publish(p) = packet {
+                if p.topic == DATA {
+                    let bytes: [u8; 8] = p.payload.as_ref().try_into().unwrap_or_default();
+                    let _ = samples_tx.send((now - i64::from_be_bytes(bytes)) as f64 / 1000.0);
+                } else {
+                    let _ = warm_tx.send(());
+                }
+            }
+        }
+    });
+    let (_pub_read, mut publisher, _) = mqtt_connect(addr, "bench-lat-pub").await?;
+    let publish = |topic: &str, payload: [u8; 8]| -> Result<BytesMut> {
+        let mut out = BytesMut::new();
+        encode(
+            &Packet::Publish(Publish::new(topic, QoS::AtMostOnce, payload.to_vec())),
+            &mut out,
+        )?;
+        Ok(out)
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        publisher
+            .write_all(&publish(WARMUP, [0; 8])?)
+            .await
+            .context("warm-up publish")?;
+        if tokio::time::timeout(Duration::from_millis(20), warm_rx.recv())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        if Instant::now() > deadline || reader.is_finished() {
+            bail!("MQTT subscriber never received the warm-up message");
+        }
+    }
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    for _ in 0..250 {
+        ticker.tick().await;
+        publisher
+            .write_all(&publish(WARMUP, [0; 8])?)
+            .await
+            .context("warm-up publish")?;
+    }
+    let count = (rate as f64 * duration.as_secs_f64()).round() as usize;
+    for _ in 0..count {
+        ticker.tick().await;
+        let stamp = base.elapsed().as_nanos() as i64;
+        publisher
+            .write_all(&publish(DATA, stamp.to_be_bytes())?)
+            .await
+            .context("publishing")?;
+    }
+    let mut samples = Vec::with_capacity(count);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while samples.len() < count {
+        match tokio::time::timeout_at(deadline.into(), samples_rx.recv()).await {
+            Ok(Some(s)) => samples.push(s),
+            _ => break,
+        }
+    }
+    reader.abort();
+    LatencyResult::from_samples(samples, count, rate)
 }

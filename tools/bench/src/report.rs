@@ -23,6 +23,8 @@ pub struct Report {
     pub mosquitto: Vec<SearchOutcome>,
     /// Latency.
     pub latency: Option<LatencyResult>,
+    /// The same latency measurement against mosquitto.
+    pub mosquitto_latency: Option<LatencyResult>,
     /// Idle connections.
     pub idle: Option<IdleResult>,
     /// Late joiner.
@@ -114,7 +116,10 @@ pub fn print(r: &Report, connections: usize) {
             "{:<34} {:<30} {:<28} {:>7}  {:<12} {}",
             format!("latency @{}/s p50/p99/p99.9 (us)", l.rate),
             format!("{:.0} / {:.0} / {:.0}", l.p50, l.p99, l.p999),
-            "-",
+            r.mosquitto_latency.as_ref().map_or_else(
+                || "-".to_owned(),
+                |m| format!("{:.0} / {:.0} / {:.0}", m.p50, m.p99, m.p999)
+            ),
             "",
             format!("p99 < {LATENCY_P99_TARGET_US:.0}"),
             verdict(l.p99 < LATENCY_P99_TARGET_US && l.received == l.sent)
