@@ -720,3 +720,75 @@ fn round3(v: u64) -> u64 {
     }
     (v / scale) * scale
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_carry_trial_and_sequence_exactly() {
+        for (trial, seq) in [(1, 0), (7, 123_456), (100_000, 0xFFFF_FFFF)] {
+            let v = tag(trial, seq);
+            assert_eq!(tag_trial(v), trial);
+            assert_eq!((v as u64) & 0xFFFF_FFFF, seq);
+        }
+    }
+
+    #[test]
+    fn rates_round_to_three_digits() {
+        assert_eq!(round3(999), 999);
+        assert_eq!(round3(123_456), 123_000);
+        assert_eq!(round3(7_020), 7_020);
+    }
+
+    #[test]
+    fn judging_tells_loss_late_and_publisher_lag() {
+        let w = Duration::from_secs(1);
+        let ok = Trial::judge(
+            100,
+            w,
+            100,
+            1.0,
+            &[100, 100],
+            &[100, 100],
+            vec![],
+            (None, None),
+        );
+        assert!(ok.passed());
+        assert_eq!(ok.delivered(), 200);
+
+        let late = Trial::judge(
+            100,
+            w,
+            100,
+            1.0,
+            &[90, 100],
+            &[100, 100],
+            vec![],
+            (None, None),
+        );
+        let why = late.failure.unwrap_or_default();
+        assert!(why.contains("10 arrived late, 0 never"), "{why}");
+
+        let lost = Trial::judge(
+            100,
+            w,
+            100,
+            1.0,
+            &[90, 100],
+            &[95, 100],
+            vec![],
+            (None, None),
+        );
+        assert!(lost
+            .failure
+            .unwrap_or_default()
+            .contains("5 arrived late, 5 never"));
+
+        let slow = Trial::judge(100, w, 100, 1.5, &[100], &[100], vec![], (None, None));
+        assert!(slow
+            .failure
+            .unwrap_or_default()
+            .contains("publisher reached only"));
+    }
+}

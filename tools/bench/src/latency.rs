@@ -158,3 +158,17 @@ pub async fn run(addr: SocketAddr, rate: u64, duration: Duration) -> Result<Late
     reader.abort();
     LatencyResult::from_samples(samples, count, rate)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let samples: Vec<f64> = (1..=1000).rev().map(f64::from).collect();
+        let r = LatencyResult::from_samples(samples, 1000, 1000).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((r.p50, r.p99, r.p999), (500.0, 990.0, 999.0));
+        assert_eq!((r.min, r.max, r.received), (1.0, 1000.0, 1000));
+        assert!(LatencyResult::from_samples(Vec::new(), 1, 1).is_err());
+    }
+}

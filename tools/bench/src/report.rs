@@ -171,3 +171,16 @@ pub fn print(r: &Report, connections: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_680_000), "1,680,000");
+    }
+}
