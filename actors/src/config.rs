@@ -101,7 +101,7 @@ impl Default for RelayConfig {
             shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
             drain_timeout: Duration::from_secs(30),
             strategies: Vec::new(),
-            session_queue: 1024,
+            session_queue: 4096,
             max_subscriptions: 1000,
             gesture_flush: Duration::from_millis(16),
         }

@@ -90,6 +90,17 @@ impl OutboundQueue {
         self.len() == 0
     }
 
+    /// Whether the queue was closed (the session is ending).
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Whether the session should stop reading its client's input: its replies would only
+    /// pile up (a pipelining client is slowed down instead of cut off).
+    pub fn is_backed_up(&self) -> bool {
+        self.lock().frames >= self.soft_limit
+    }
+
     /// Queues a control item or an urgent frame (never subject to limits).
     pub fn push_control(&self, item: Outgoing) {
         let mut s = self.lock();
