@@ -255,22 +255,27 @@ async fn typed_errors_timeouts_and_options() {
 #[actix::test]
 async fn reconnects_resubscribes_and_retakes_locks() {
     let (mut first, port) = relay(RelayConfig::default());
-    let a = client(port, "a").await;
+    let a = Client::builder(url(port))
+        .name("a")
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("connects");
     let mut sub = a.subscribe("/rs/rc/**").await.expect("subscribes");
-    a.set_with(
-        "/rs/rc/lock",
-        1,
-        SetOptions {
-            lock: true,
-            ..SetOptions::default()
-        },
-    )
-    .await
-    .expect("lock");
+    let lock = SetOptions {
+        lock: true,
+        ..SetOptions::default()
+    };
+    a.set_with("/rs/rc/lock", 1, lock).await.expect("lock");
     assert!(sub.next_within(Duration::from_secs(1)).await.is_some());
     let old_session = a.session();
     first.drain().await;
     drop(first);
+    // Written while the relay is down: kept in the offline queue, sent after reconnecting.
+    let offline = {
+        let a = a.clone();
+        tokio::spawn(async move { a.set("/rs/rc/offline", 42).await })
+    };
     // Same port, fresh (empty) relay.
     let second = clasp_actors::Relay::start(RelayConfig {
         host: "127.0.0.1".into(),
@@ -283,13 +288,27 @@ async fn reconnects_resubscribes_and_retakes_locks() {
         assert!(Instant::now() < deadline, "no reconnect within 10 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        offline
+            .await
+            .expect("joins")
+            .expect("queued SET acknowledged after reconnect"),
+        1
+    );
     // The lock was re-taken (its SET echoes to our re-made subscription), then B is refused.
-    let relock = sub
-        .next_within(Duration::from_secs(2))
-        .await
-        .expect("re-lock echoed");
-    assert_eq!(relock.address.as_str(), "/rs/rc/lock");
+    let mut echoed = Vec::new();
+    while let Some(u) = sub.next_within(Duration::from_millis(500)).await {
+        echoed.push(u.address.to_string());
+    }
+    assert!(
+        echoed.contains(&"/rs/rc/lock".to_string()),
+        "re-lock echoed: {echoed:?}"
+    );
     let b = client(port, "b").await;
+    assert_eq!(
+        b.get("/rs/rc/offline").await.expect("stored").value,
+        Value::Int(42)
+    );
     assert!(matches!(
         b.set("/rs/rc/lock", 2).await,
         Err(ClientError::Server { code: 401, .. })
@@ -304,4 +323,29 @@ async fn reconnects_resubscribes_and_retakes_locks() {
         ("/rs/rc/next", Value::Int(7))
     );
     drop(second);
+}
+
+#[actix::test]
+async fn on_calls_back_until_dropped() {
+    let (_relay, port) = relay(RelayConfig::default());
+    let a = client(port, "a").await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = a
+        .on("/rs/on/*", move |u| drop(tx.send(u.value)))
+        .await
+        .expect("on");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.set("/rs/on/x", 1).await.expect("set");
+    let first = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("in time");
+    assert_eq!(first, Some(Value::Int(1)));
+    drop(listener);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.set("/rs/on/x", 2).await.expect("set");
+    let after = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
+    assert!(
+        after.map_or(true, |v| v.is_none()),
+        "no callback after drop"
+    );
 }
