@@ -32,6 +32,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const REPLAY_QUIET: Duration = Duration::from_millis(300);
 /// Weight of a new SYNC sample in the clock offset (EMA).
 const SYNC_ALPHA: f64 = 0.3;
+/// How often the clock offset is refreshed with a SYNC round on its own.
+const SYNC_EVERY: Duration = Duration::from_secs(10);
 
 /// What a handle asks the connection to do.
 pub(crate) enum Command {
@@ -214,6 +216,7 @@ impl Connection {
     async fn run(mut self, socket: Socket, mut commands: mpsc::Receiver<Command>) {
         let mut socket = Some(socket);
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut last_sync = Instant::now();
         loop {
             let Some(ws) = socket.as_mut() else {
                 match self.reconnect(&mut commands).await {
@@ -241,7 +244,14 @@ impl Connection {
                 },
                 _ = tick.tick() => {
                     self.finish_replays();
-                    Step::Continue
+                    if last_sync.elapsed() >= SYNC_EVERY {
+                        last_sync = Instant::now();
+                        // Nobody waits for this round; its answer only refines time().
+                        let (reply, _) = oneshot::channel();
+                        self.command(Command::Sync { reply }, Some(ws)).await
+                    } else {
+                        Step::Continue
+                    }
                 }
             };
             match step {
