@@ -308,43 +308,11 @@ impl Handler<Deliver> for LinkEndpoint {
             return;
         };
         match decoded.message {
-            Wire::Set(s) => self.dispatch(Update {
-                address: s.address,
-                value: s.value,
-                signal: SignalType::Param,
-                revision: s.revision,
-                writer: None,
-                timestamp: None,
-                gesture: None,
-            }),
-            Wire::Publish(p) => {
-                let gesture =
-                    (p.signal == SignalType::Gesture).then(|| (p.phase, p.id.unwrap_or(0)));
-                let value = match p.payload {
-                    Payload::Value(v) => v,
-                    _ => clasp_proto::Value::Null,
-                };
-                self.dispatch(Update {
-                    address: p.address,
-                    value,
-                    signal: p.signal,
-                    revision: None,
-                    writer: None,
-                    timestamp: p.timestamp,
-                    gesture,
-                });
-            }
+            Wire::Set(s) => self.dispatch(Update::from_set(s)),
+            Wire::Publish(p) => self.dispatch(Update::from_publish(p)),
             Wire::Snapshot(s) => {
                 for p in s.params {
-                    self.dispatch(Update {
-                        address: p.address,
-                        value: p.value,
-                        signal: SignalType::Param,
-                        revision: Some(p.revision),
-                        writer: p.writer,
-                        timestamp: p.timestamp,
-                        gesture: None,
-                    });
+                    self.dispatch(Update::from_param(p));
                 }
             }
             Wire::Ack(a) => {

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use clasp_proto::{
     decode_frame, encode_frame, Address, ClockSync, FrameHeader, Hello, Message, ParamState,
-    Pattern, Payload, Publish, QoS, SignalInfo, SignalType, Subscribe, SubscribeOptions, TypeMask,
-    Unsubscribe, Value,
+    Pattern, Publish, QoS, SignalInfo, Subscribe, SubscribeOptions, TypeMask, Unsubscribe, Value,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
@@ -525,37 +524,8 @@ impl Connection {
 
     fn on_message(&mut self, message: Message) {
         match message {
-            Message::Set(set) => {
-                let update = Update {
-                    address: set.address.clone(),
-                    value: set.value,
-                    signal: SignalType::Param,
-                    revision: set.revision,
-                    writer: None,
-                    timestamp: None,
-                    gesture: None,
-                };
-                self.dispatch(update);
-            }
-            Message::Publish(p) => {
-                let value = match p.payload {
-                    Payload::Value(v) => v,
-                    Payload::Samples(s) => Value::Array(s.into_iter().map(Value::Float).collect()),
-                    Payload::None => Value::Null,
-                };
-                let gesture =
-                    (p.signal == SignalType::Gesture).then(|| (p.phase, p.id.unwrap_or(0)));
-                let update = Update {
-                    address: p.address,
-                    value,
-                    signal: p.signal,
-                    revision: None,
-                    writer: None,
-                    timestamp: p.timestamp,
-                    gesture,
-                };
-                self.dispatch(update);
-            }
+            Message::Set(set) => self.dispatch(Update::from_set(set)),
+            Message::Publish(p) => self.dispatch(Update::from_publish(p)),
             Message::Snapshot(s) => {
                 for param in s.params {
                     if let Some(waiting) = self.gets.remove(param.address.as_str()) {
@@ -563,16 +533,7 @@ impl Connection {
                             let _ = reply.send(Ok(param.clone()));
                         }
                     }
-                    let update = Update {
-                        address: param.address,
-                        value: param.value,
-                        signal: SignalType::Param,
-                        revision: Some(param.revision),
-                        writer: param.writer,
-                        timestamp: param.timestamp,
-                        gesture: None,
-                    };
-                    self.dispatch(update);
+                    self.dispatch(Update::from_param(param));
                 }
             }
             Message::Ack(ack) => match ack.address {

@@ -129,6 +129,53 @@ pub struct Update {
     pub gesture: Option<(GesturePhase, u32)>,
 }
 
+impl Update {
+    /// A SET as its subscribers see it.
+    pub fn from_set(s: clasp_proto::Set) -> Self {
+        Update {
+            address: s.address,
+            value: s.value,
+            signal: SignalType::Param,
+            revision: s.revision,
+            writer: None,
+            timestamp: None,
+            gesture: None,
+        }
+    }
+
+    /// A PUBLISH: samples become an array of floats, no payload becomes `Null`.
+    pub fn from_publish(p: Publish) -> Self {
+        let gesture = (p.signal == SignalType::Gesture).then(|| (p.phase, p.id.unwrap_or(0)));
+        let value = match p.payload {
+            Payload::Value(v) => v,
+            Payload::Samples(s) => Value::Array(s.into_iter().map(Value::Float).collect()),
+            Payload::None => Value::Null,
+        };
+        Update {
+            address: p.address,
+            value,
+            signal: p.signal,
+            revision: None,
+            writer: None,
+            timestamp: p.timestamp,
+            gesture,
+        }
+    }
+
+    /// One SNAPSHOT entry.
+    pub fn from_param(p: ParamState) -> Self {
+        Update {
+            address: p.address,
+            value: p.value,
+            signal: SignalType::Param,
+            revision: Some(p.revision),
+            writer: p.writer,
+            timestamp: p.timestamp,
+            gesture: None,
+        }
+    }
+}
+
 /// Options of one SET.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SetOptions {
