@@ -721,6 +721,21 @@ fn round3(v: u64) -> u64 {
     (v / scale) * scale
 }
 
+/// Waits until every subscriber counter reached `sent` or `grace` passed, then reads them:
+/// the end of one fan-out trial, the same for CLASP and for mosquitto.
+pub async fn await_counts(
+    counters: &[&std::sync::atomic::AtomicU64],
+    sent: u64,
+    grace: Duration,
+) -> Vec<u64> {
+    use std::sync::atomic::Ordering;
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && counters.iter().any(|c| c.load(Ordering::Relaxed) < sent) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    counters.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

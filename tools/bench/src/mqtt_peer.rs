@@ -356,21 +356,9 @@ impl FanoutRig for MqttRig {
         }
         let send_secs = pacer.elapsed();
 
-        let deadline = Instant::now() + timing.grace;
-        while Instant::now() < deadline
-            && conns
-                .subscribers
-                .iter()
-                .any(|c| c.count.load(Ordering::Relaxed) < sent)
-        {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        let counters: Vec<&AtomicU64> = conns.subscribers.iter().map(|c| &c.count).collect();
+        let counts = crate::harness::await_counts(&counters, sent, timing.grace).await;
         let cpu = cpu.read();
-        let counts: Vec<u64> = conns
-            .subscribers
-            .iter()
-            .map(|c| c.count.load(Ordering::Relaxed))
-            .collect();
         let mut trouble = Vec::new();
         if let Some(why) = conns.broken() {
             trouble.push(format!("connection lost: {why}"));
