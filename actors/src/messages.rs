@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use clasp_proto::{
-    Address, ParamState, Pattern, Publish, QueryResult, Set, SignalDef, SignalType, TypeMask,
-};
+use clasp_proto::{Address, ParamState, Pattern, Publish, QueryResult, Set, SignalDef, TypeMask};
 
 /// Internal session number: orders subscriptions in the index.
 pub type SessionKey = u64;
@@ -52,8 +50,6 @@ pub struct Delivery {
     pub address: Option<Address>,
     /// Numeric value, for epsilon filtering.
     pub numeric: Option<f64>,
-    /// Sender to skip (PUBLISH is not echoed).
-    pub signal: Option<SignalType>,
 }
 
 /// A frame for one session, with the ids of its subscriptions that matched (empty for
@@ -77,7 +73,6 @@ impl Deliver {
                 class,
                 address,
                 numeric: None,
-                signal: None,
             }),
             subs: Box::new([]),
         }

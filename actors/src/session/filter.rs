@@ -126,7 +126,6 @@ mod tests {
             class: DeliveryClass::Lossy,
             address: Some(Address::parse("/x").expect("valid")),
             numeric: Some(v),
-            signal: None,
         })
     }
 

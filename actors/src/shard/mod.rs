@@ -172,7 +172,6 @@ impl Shard {
             class: DeliveryClass::Param,
             address: Some(address),
             numeric,
-            signal: Some(SignalType::Param),
         });
         for t in targets {
             t.recipient.do_send(Deliver {
@@ -212,7 +211,6 @@ impl Shard {
             class,
             address: Some(address),
             numeric,
-            signal: Some(signal),
         });
         for t in targets {
             if Some(t.session) != skip {
@@ -419,7 +417,6 @@ impl Handler<ShardSubscribe> for Shard {
                         class: DeliveryClass::Reliable,
                         address: Some(address),
                         numeric: None,
-                        signal: Some(SignalType::Timeline),
                     }),
                     subs: Box::new([msg.id]),
                 });
