@@ -15,9 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::client::{self, Ws};
-use crate::harness::{
-    health, settle_counts, tag, tag_trial, CpuMeter, FanoutRig, FanoutTiming, Pacer, Trial,
-};
+use crate::harness::{health, tag, tag_trial, CpuMeter, FanoutRig, FanoutTiming, Pacer, Trial};
 
 const DATA_ADDRESSES: usize = 5;
 const CTL_ADDRESS: &str = "/bench/ctl";
@@ -296,21 +294,7 @@ impl FanoutRig for ClaspRig {
                 .unwrap_or_default();
             trouble.push(format!("{new_errors} ERROR frame(s), first: {first}"));
         }
-        let settled = if counts.iter().any(|&c| c < sent) {
-            let subs = &conns.subscribers;
-            settle_counts(
-                || {
-                    subs.iter()
-                        .map(|c| c.count.load(Ordering::Relaxed))
-                        .collect()
-                },
-                sent,
-                Duration::from_secs(3),
-            )
-            .await
-        } else {
-            counts.clone()
-        };
+        let settled = crate::harness::settle_if_short(&counters, &counts, sent).await;
         if settled.iter().any(|&c| c < sent) {
             if let (Some(before), Some(after)) = (dropped_before, relay_dropped(self.addr).await) {
                 trouble.push(format!(

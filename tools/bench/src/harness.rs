@@ -736,6 +736,26 @@ pub async fn await_counts(
     counters.iter().map(|c| c.load(Ordering::Relaxed)).collect()
 }
 
+/// When a trial came up short, waits (up to 3 s) for the counts to settle, to tell late
+/// messages from lost ones; otherwise the counts as they are.
+pub async fn settle_if_short(
+    counters: &[&std::sync::atomic::AtomicU64],
+    counts: &[u64],
+    sent: u64,
+) -> Vec<u64> {
+    use std::sync::atomic::Ordering;
+    if counts.iter().any(|&c| c < sent) {
+        settle_counts(
+            || counters.iter().map(|c| c.load(Ordering::Relaxed)).collect(),
+            sent,
+            Duration::from_secs(3),
+        )
+        .await
+    } else {
+        counts.to_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,20 @@ use tokio::time::MissedTickBehavior;
 
 use crate::client;
 
+/// Up to `count` latency samples, waiting at most 2 s after the last send: the same for
+/// CLASP and for mosquitto.
+pub async fn collect_samples(rx: &mut mpsc::UnboundedReceiver<f64>, count: usize) -> Vec<f64> {
+    let mut samples = Vec::with_capacity(count);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while samples.len() < count {
+        match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+            Ok(Some(s)) => samples.push(s),
+            _ => break,
+        }
+    }
+    samples
+}
+
 const WARMUP_ADDRESS: &str = "/bench/lat/warmup";
 const DATA_ADDRESS: &str = "/bench/lat/x";
 
@@ -140,14 +154,7 @@ pub async fn run(addr: SocketAddr, rate: u64, duration: Duration) -> Result<Late
             .await
             .context("publishing")?;
     }
-    let mut samples = Vec::with_capacity(count);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while samples.len() < count {
-        match tokio::time::timeout_at(deadline.into(), samples_rx.recv()).await {
-            Ok(Some(s)) => samples.push(s),
-            _ => break,
-        }
-    }
+    let samples = collect_samples(&mut samples_rx, count).await;
     drain.abort();
     if reader.is_finished() {
         match reader.await {

@@ -20,8 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::harness::{
-    free_port, settle_counts, tag, tag_trial, ChildProc, CpuMeter, FanoutRig, FanoutTiming, Pacer,
-    Trial,
+    free_port, tag, tag_trial, ChildProc, CpuMeter, FanoutRig, FanoutTiming, Pacer, Trial,
 };
 use crate::latency::LatencyResult;
 
@@ -363,21 +362,7 @@ impl FanoutRig for MqttRig {
         if let Some(why) = conns.broken() {
             trouble.push(format!("connection lost: {why}"));
         }
-        let settled = if counts.iter().any(|&c| c < sent) {
-            let subs = &conns.subscribers;
-            settle_counts(
-                || {
-                    subs.iter()
-                        .map(|c| c.count.load(Ordering::Relaxed))
-                        .collect()
-                },
-                sent,
-                Duration::from_secs(3),
-            )
-            .await
-        } else {
-            counts.clone()
-        };
+        let settled = crate::harness::settle_if_short(&counters, &counts, sent).await;
         let trial = Trial::judge(
             rate,
             timing.window,
@@ -474,14 +459,7 @@ pub async fn latency(addr: SocketAddr, rate: u64, duration: Duration) -> Result<
             .await
             .context("publishing")?;
     }
-    let mut samples = Vec::with_capacity(count);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while samples.len() < count {
-        match tokio::time::timeout_at(deadline.into(), samples_rx.recv()).await {
-            Ok(Some(s)) => samples.push(s),
-            _ => break,
-        }
-    }
+    let samples = crate::latency::collect_samples(&mut samples_rx, count).await;
     reader.abort();
     LatencyResult::from_samples(samples, count, rate)
 }
