@@ -48,13 +48,9 @@ async fn strategy_max_keeps_the_larger_value_and_refuses_lower_writes() {
         &Message::Set(Set::new(addr("/score/a"), 3)),
     )
     .await;
-    match recv(&mut ws).await {
-        Message::Error(e) => {
-            assert_eq!(e.code, 400);
-            assert_eq!(e.address.as_deref(), Some("/score/a"));
-        }
-        other => panic!("expected ERROR 400, got {other:?}"),
-    }
+    let e = expect_error(&mut ws).await;
+    assert_eq!(e.code, 400);
+    assert_eq!(e.address.as_deref(), Some("/score/a"));
     send(
         &mut ws,
         QoS::Fire,
@@ -220,13 +216,9 @@ async fn bundle_across_shards_is_all_or_nothing() {
             .collect(),
     };
     send(&mut b, QoS::Commit, &Message::Bundle(bundle)).await;
-    match recv(&mut b).await {
-        Message::Error(e) => {
-            assert_eq!(e.code, 401);
-            assert!(e.message.starts_with("Bundle rejected"), "{}", e.message);
-        }
-        other => panic!("expected ERROR 401, got {other:?}"),
-    }
+    let e = expect_error(&mut b).await;
+    assert_eq!(e.code, 401);
+    assert!(e.message.starts_with("Bundle rejected"), "{}", e.message);
     // Nothing of it was applied: a late joiner sees only the held param.
     let c = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/")).await;
     let (mut c, _) = c.expect("connects");
@@ -417,13 +409,9 @@ async fn reject_policy_refuses_new_params_with_a_clear_error() {
         &Message::Set(Set::new(addr("/r/2"), 1)),
     )
     .await;
-    match recv(&mut ws).await {
-        Message::Error(e) => {
-            assert_eq!(e.code, 400);
-            assert!(e.message.contains("AtCapacity"), "{}", e.message);
-        }
-        other => panic!("expected ERROR, got {other:?}"),
-    }
+    let e = expect_error(&mut ws).await;
+    assert_eq!(e.code, 400);
+    assert!(e.message.contains("AtCapacity"), "{}", e.message);
 }
 
 #[actix::test]

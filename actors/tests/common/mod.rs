@@ -100,3 +100,11 @@ pub async fn subscribe(ws: &mut Client, id: u32, pattern: &str, options: Subscri
 pub fn addr(s: &str) -> Address {
     Address::parse(s).expect("valid")
 }
+
+/// The next message, which must be an ERROR.
+pub async fn expect_error(ws: &mut Client) -> clasp_proto::ErrorMessage {
+    match recv(ws).await {
+        Message::Error(e) => e,
+        other => panic!("expected ERROR, got {other:?}"),
+    }
+}
