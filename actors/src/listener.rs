@@ -114,9 +114,7 @@ async fn websocket(req: HttpRequest, body: web::Payload, router: Router) -> Http
                 Ok(actix_ws::AggregatedMessage::Binary(data)) => {
                     // Read no more from a client whose own replies are piling up: TCP
                     // back-pressure then slows it down rather than getting it disconnected.
-                    while queue.is_backed_up() && !queue.is_closed() {
-                        actix_web::rt::time::sleep(Duration::from_millis(1)).await;
-                    }
+                    queue.wait_until_drained().await;
                     // Awaiting the mailbox gives a flooding client back-pressure.
                     if session
                         .send(Inbound {

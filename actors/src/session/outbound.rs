@@ -58,6 +58,8 @@ struct State {
 pub struct OutboundQueue {
     state: Mutex<State>,
     notify: Notify,
+    /// Woken when the queue drops below its soft limit or closes.
+    drained: Notify,
     soft_limit: usize,
 }
 
@@ -72,6 +74,7 @@ impl OutboundQueue {
                 closed: false,
             }),
             notify: Notify::new(),
+            drained: Notify::new(),
             soft_limit: soft_limit.max(1),
         }
     }
@@ -90,15 +93,20 @@ impl OutboundQueue {
         self.len() == 0
     }
 
-    /// Whether the queue was closed (the session is ending).
-    pub fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
-    /// Whether the session should stop reading its client's input: its replies would only
-    /// pile up (a pipelining client is slowed down instead of cut off).
-    pub fn is_backed_up(&self) -> bool {
-        self.lock().frames >= self.soft_limit
+    /// Waits while the queue is at its soft limit: the session's reader stops taking the
+    /// client's input, since its replies would only pile up (a pipelining client is slowed
+    /// down by TCP instead of cut off). Returns at once when the queue is closed.
+    pub async fn wait_until_drained(&self) {
+        loop {
+            let drained = self.drained.notified();
+            {
+                let s = self.lock();
+                if s.closed || s.frames < self.soft_limit {
+                    return;
+                }
+            }
+            drained.await;
+        }
     }
 
     /// Queues a control item or an urgent frame (never subject to limits).
@@ -112,9 +120,13 @@ impl OutboundQueue {
             Outgoing::Frame { .. } => s.frames += 1,
             _ => {}
         }
+        let closing = s.closed;
         s.items.push_back(item);
         drop(s);
         self.notify.notify_one();
+        if closing {
+            self.drained.notify_waiters();
+        }
     }
 
     /// Queues a frame under the back-pressure rules.
@@ -184,6 +196,9 @@ impl OutboundQueue {
                 if let Some(item) = s.items.pop_front() {
                     if matches!(item, Outgoing::Frame { .. }) {
                         s.frames = s.frames.saturating_sub(1);
+                        if s.frames + 1 == self.soft_limit {
+                            self.drained.notify_waiters();
+                        }
                     }
                     return Some(item);
                 }
@@ -199,6 +214,7 @@ impl OutboundQueue {
     pub fn close(&self) {
         self.lock().closed = true;
         self.notify.notify_one();
+        self.drained.notify_waiters();
     }
 }
 
@@ -268,6 +284,24 @@ mod tests {
             Pushed::Disconnect
         );
         assert_eq!(q.len(), 4);
+    }
+
+    #[actix::test]
+    async fn a_full_queue_holds_the_reader_until_one_frame_is_written() {
+        let q = std::sync::Arc::new(OutboundQueue::new(2));
+        q.push(Bytes::from_static(b"a"), DeliveryClass::Reliable, None);
+        q.push(Bytes::from_static(b"b"), DeliveryClass::Reliable, None);
+        let waiter = tokio::spawn({
+            let q = q.clone();
+            async move { q.wait_until_drained().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "held while full");
+        assert!(q.pop().await.is_some());
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("released after a pop")
+            .expect("joins");
     }
 
     #[actix::test]
