@@ -151,6 +151,18 @@ impl Pattern {
         &self.segments
     }
 
+    /// Is every address `other` matches also matched by `self`? Scopes and capability
+    /// delegation need containment, not a match against one address: a `read:/a/**` scope
+    /// allows subscribing `/a/x/*` but not `/**`. Sound, not complete: a glob covers another
+    /// glob only when they are identical, so the answer errs towards "no".
+    pub fn covers(&self, other: &Pattern) -> bool {
+        let (s, o) = (&self.segments[..], &other.segments[..]);
+        let width = o.len() + 1;
+        // memo[i * width + j]: 0 unknown, 1 false, 2 true.
+        let mut memo = alloc::vec![0u8; (s.len() + 1) * width];
+        covers_from(s, o, 0, 0, width, &mut memo)
+    }
+
     /// Does `address` (any string starting with `/`) match?
     pub fn matches(&self, address: &str) -> bool {
         match address.strip_prefix('/') {
@@ -207,7 +219,48 @@ fn match_segments(pattern: &[Segment], address_rest: &str) -> bool {
     }
 }
 
+/// Does `s[i..]` cover `o[j..]`? Memoised over (i, j) so `**` chains stay polynomial.
+fn covers_from(
+    s: &[Segment],
+    o: &[Segment],
+    i: usize,
+    j: usize,
+    width: usize,
+    memo: &mut [u8],
+) -> bool {
+    let slot = i * width + j;
+    if memo[slot] != 0 {
+        return memo[slot] == 2;
+    }
+    let result = match s.get(i) {
+        None => j == o.len(),
+        // `**` absorbs nothing more, or one more of other's segments (whatever its kind).
+        Some(Segment::Any) => {
+            covers_from(s, o, i + 1, j, width, memo)
+                || (j < o.len() && covers_from(s, o, i, j + 1, width, memo))
+        }
+        Some(seg) => match o.get(j) {
+            Some(other) => seg.covers_one(other) && covers_from(s, o, i + 1, j + 1, width, memo),
+            None => false,
+        },
+    };
+    memo[slot] = if result { 2 } else { 1 };
+    result
+}
+
 impl Segment {
+    /// Does this single-segment matcher accept every segment `other` accepts?
+    fn covers_one(&self, other: &Segment) -> bool {
+        match (self, other) {
+            (_, Segment::Any) => matches!(self, Segment::Any),
+            (Segment::Any | Segment::One, _) => true,
+            (Segment::Literal(a), Segment::Literal(b)) => a == b,
+            (Segment::Glob(g), Segment::Literal(b)) => g.matches(b),
+            (Segment::Glob(a), Segment::Glob(b)) => a == b,
+            _ => false,
+        }
+    }
+
     pub(crate) fn matches_one(&self, segment: &str) -> bool {
         match self {
             Segment::Literal(s) => **s == *segment,
@@ -418,5 +471,56 @@ mod tests {
             Pattern::compile("/a/{b,c}/*").unwrap_err(),
             PatternError::ReservedChar('{')
         );
+    }
+
+    fn covers(parent: &str, child: &str) -> bool {
+        let p = Pattern::compile(parent).expect("valid parent");
+        p.covers(&Pattern::compile(child).expect("valid child"))
+    }
+
+    #[test]
+    fn containment_is_segment_wise() {
+        assert!(covers("/**", "/**"));
+        assert!(covers("/**", "/a/*/b"));
+        assert!(covers("/a/**", "/a/**"));
+        assert!(covers("/a/**", "/a"));
+        assert!(covers("/a/**", "/a/x/*"));
+        assert!(covers("/a/*", "/a/x"));
+        assert!(covers("/a/*", "/a/*"));
+        assert!(covers("/a/*/c", "/a/b/c"));
+        assert!(covers("/a/b*", "/a/bcd"));
+        assert!(covers("/a/b*", "/a/b*"));
+        assert!(covers("/**/c", "/a/b/c"));
+        assert!(!covers("/a/**", "/**"));
+        assert!(!covers("/a/**", "/b"));
+        assert!(!covers("/a/*", "/a/**"));
+        assert!(!covers("/a/*", "/a/b/c"));
+        assert!(!covers("/a/x", "/a/*"));
+        assert!(!covers("/a/b*", "/a/*"));
+        assert!(!covers("/a/b*", "/a/c*"));
+        assert!(!covers("/**/c", "/a/**"));
+        assert!(!covers("/a", "/a/b"));
+    }
+
+    #[test]
+    fn containment_agrees_with_matching() {
+        // Wherever `covers` says yes, every sample address the child matches, the parent matches.
+        let patterns = [
+            "/**", "/a/**", "/a/*", "/a/*/c", "/a/b", "/a/b*", "/*/b/**", "/a/**/c", "/a/",
+        ];
+        let addresses = [
+            "/a", "/a/b", "/a/b/c", "/a/bc", "/x/b/y", "/a/", "/a/x/y/c", "/b",
+        ];
+        for parent in patterns {
+            for child in patterns {
+                if covers(parent, child) {
+                    for addr in addresses {
+                        if m(child, addr) {
+                            assert!(m(parent, addr), "{parent} covers {child} but not {addr}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
