@@ -1,6 +1,9 @@
 //! Authentication and authorisation: scopes, CPSK tokens, capability chains (Ed25519) and the
 //! entity registry, all owned by the `Auth` actor and stored in redb (WIRE §10, FEATURES §3).
 
+pub mod ratelimit;
 pub mod scope;
+pub mod secret;
+pub mod store;
 
 pub use scope::{Action, Scope, ScopeError, Scopes};
