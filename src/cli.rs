@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use clasp_actors::{ConflictStrategy, Eviction, RelayConfig};
+use clasp_actors::{AuthConfig, ConflictStrategy, Eviction, RelayConfig};
 use clasp_proto::Pattern;
 
 /// CLASP: a real-time signal router and protocol bridge.
@@ -85,6 +85,82 @@ pub struct RelayArgs {
     /// Debug logging (same as --log-level debug).
     #[arg(short, long)]
     pub verbose: bool,
+    /// Authentication settings.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// `clasp relay` authentication flags (WIRE §10; docs/auth.md).
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// Require a token in HELLO (CPSK, capability or entity); off = every client may do anything.
+    #[arg(long, env = "CLASP_AUTH")]
+    pub auth: bool,
+    /// Also serve the auth and registry HTTP API on this port (implies --auth).
+    #[arg(long)]
+    pub auth_port: Option<u16>,
+    /// redb file for users, token hashes and entities.
+    #[arg(
+        long,
+        alias = "registry-db",
+        default_value = "clasp-auth.redb",
+        env = "CLASP_AUTH_DB"
+    )]
+    pub auth_db: std::path::PathBuf,
+    /// Lifetime of tokens issued by register, login and guest, in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    pub token_ttl: u64,
+    /// Admin token file: read if it exists, else created (mode 0600) with a new token.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token: Option<std::path::PathBuf>,
+    /// Trust anchor for capability tokens: a public key file (.pub, hex), a key file, or 64 hex digits (repeatable).
+    #[arg(long = "trust-anchor", value_name = "FILE|HEX")]
+    pub trust_anchors: Vec<String>,
+    /// Longest capability delegation chain accepted.
+    #[arg(long, default_value_t = 5)]
+    pub cap_max_depth: usize,
+    /// Scopes given to registered users and guests ({userId} is replaced), comma-separated.
+    #[arg(long, default_value = "read:/**,write:/**")]
+    pub user_scopes: String,
+    /// Failed logins allowed per client address and per username per minute (0 = no limit).
+    #[arg(long, default_value_t = 5)]
+    pub login_max_attempts: usize,
+    /// Registrations and guest tokens allowed per client address per minute (0 = no limit).
+    #[arg(long, default_value_t = 10)]
+    pub register_max_attempts: usize,
+}
+
+impl AuthArgs {
+    /// The auth settings, or `None` when the relay runs open.
+    pub fn into_config(self) -> anyhow::Result<Option<AuthConfig>> {
+        if !self.auth && self.auth_port.is_none() {
+            return Ok(None);
+        }
+        let user_scopes: Vec<String> = self
+            .user_scopes
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        for s in &user_scopes {
+            s.replace("{userId}", "x")
+                .parse::<clasp_actors::auth::Scope>()
+                .with_context(|| format!("--user-scopes {s:?}"))?;
+        }
+        Ok(Some(AuthConfig {
+            db: self.auth_db,
+            token_ttl: Duration::from_secs(self.token_ttl.max(1)),
+            admin_token_file: self.admin_token,
+            trust_anchors: self.trust_anchors,
+            cap_max_depth: self.cap_max_depth,
+            user_scopes,
+            login_max_attempts: self.login_max_attempts,
+            register_max_attempts: self.register_max_attempts,
+            auth_port: self.auth_port,
+            ..AuthConfig::default()
+        }))
+    }
 }
 
 impl RelayArgs {
@@ -120,6 +196,7 @@ impl RelayArgs {
             shards: self.shards.unwrap_or(defaults.shards),
             drain_timeout: Duration::from_secs(self.drain_timeout),
             strategies,
+            auth: self.auth.into_config()?,
             ..defaults
         })
     }

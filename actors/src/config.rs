@@ -1,5 +1,6 @@
 //! Relay settings, independent of how they were given (flags now, a config file later).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clasp_proto::Pattern;
@@ -84,6 +85,53 @@ pub struct RelayConfig {
     pub max_subscriptions: usize,
     /// How often open gestures' buffered moves are flushed.
     pub gesture_flush: Duration,
+    /// Authentication; `None` is the open mode where every client may do anything.
+    pub auth: Option<AuthConfig>,
+}
+
+/// Authenticated mode (WIRE §10, FEATURES AU-*): HELLO must carry a token.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// redb file holding users, token hashes and entities.
+    pub db: PathBuf,
+    /// Lifetime of issued CPSK tokens.
+    pub token_ttl: Duration,
+    /// Admin token file: read when it exists, else created (mode 0600) with a new token.
+    pub admin_token_file: Option<PathBuf>,
+    /// Trust anchors for capability tokens: key files or 64-hex public keys.
+    pub trust_anchors: Vec<String>,
+    /// Longest capability delegation chain accepted.
+    pub cap_max_depth: usize,
+    /// Scopes issued on register, login and guest; `{userId}` is replaced by the user id.
+    pub user_scopes: Vec<String>,
+    /// Failed logins allowed per client address and per username in `rate_window`.
+    pub login_max_attempts: usize,
+    /// Registrations (and guest tokens) allowed per client address in `rate_window`.
+    pub register_max_attempts: usize,
+    /// Window of the two limits above.
+    pub rate_window: Duration,
+    /// Extra port serving only the auth and registry HTTP API.
+    pub auth_port: Option<u16>,
+    /// Origins allowed to call the auth API from a browser (empty: any, with a warning).
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            db: PathBuf::from("clasp-auth.redb"),
+            token_ttl: Duration::from_secs(86_400),
+            admin_token_file: None,
+            trust_anchors: Vec::new(),
+            cap_max_depth: 5,
+            user_scopes: vec!["read:/**".into(), "write:/**".into()],
+            login_max_attempts: 5,
+            register_max_attempts: 10,
+            rate_window: Duration::from_secs(60),
+            auth_port: None,
+            cors_origins: Vec::new(),
+        }
+    }
 }
 
 impl Default for RelayConfig {
@@ -104,6 +152,7 @@ impl Default for RelayConfig {
             session_queue: 4096,
             max_subscriptions: 1000,
             gesture_flush: Duration::from_millis(16),
+            auth: None,
         }
     }
 }

@@ -15,5 +15,5 @@ pub mod router;
 pub mod session;
 pub mod shard;
 
-pub use config::{ConflictStrategy, Eviction, RelayConfig};
+pub use config::{AuthConfig, ConflictStrategy, Eviction, RelayConfig};
 pub use relay::{Relay, RelayError};

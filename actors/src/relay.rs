@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::http::AuthApi;
+use crate::auth::Auth;
 use crate::config::RelayConfig;
 use crate::health::{ActorState, ActorTable};
 use crate::router::Router;
@@ -28,6 +30,9 @@ pub enum RelayError {
     /// The HTTP server failed.
     #[error("server error: {0}")]
     Server(#[from] std::io::Error),
+    /// Authentication could not start (database, admin token, trust anchors).
+    #[error("auth: {0}")]
+    Auth(#[from] crate::auth::actor::AuthStartError),
 }
 
 /// A running relay.
@@ -36,7 +41,10 @@ pub struct Relay {
     server: actix_web::dev::ServerHandle,
     running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     addrs: Vec<SocketAddr>,
+    auth_addrs: Vec<SocketAddr>,
+    auth_server: Option<actix_web::dev::ServerHandle>,
     arbiters: Vec<Arbiter>,
+    auth_arbiter: Option<Arbiter>,
 }
 
 impl Relay {
@@ -61,12 +69,32 @@ impl Relay {
             }));
             arbiters.push(arbiter);
         }
-        let router = Router::new(config.clone(), shards, total, actors);
+        let mut router = Router::new(config.clone(), shards, total, actors.clone());
+        let mut auth_addrs = Vec::new();
+        let mut auth_arbiter = None;
+        let mut auth_server = None;
+        if let Some(auth_config) = &config.auth {
+            let auth = Auth::open(auth_config.clone())?;
+            let arbiter = Arbiter::new();
+            let started = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| auth);
+            auth_arbiter = Some(arbiter);
+            actors.set("auth", ActorState::Running);
+            router = router.with_auth(started);
+            tracing::info!(db = %auth_config.db.display(), "authentication required");
+        }
+        let api = AuthApi(router.auth.clone());
+        if let Some(port) = config.auth.as_ref().and_then(|a| a.auth_port) {
+            let (addrs, handle) = start_auth_port(&config.host, port, api.clone())?;
+            auth_addrs = addrs;
+            auth_server = Some(handle);
+        }
         let app_router = router.clone();
         let bind = format!("{}:{}", config.host, config.port);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(app_router.clone()))
+                .app_data(web::Data::new(api.clone()))
+                .configure(crate::auth::http::routes)
                 .default_service(web::to(crate::listener::entry))
         })
         .workers(config.shards.clamp(1, 8))
@@ -90,8 +118,16 @@ impl Relay {
             server: handle,
             running: Some(running),
             addrs,
+            auth_addrs,
+            auth_server,
             arbiters,
+            auth_arbiter,
         })
+    }
+
+    /// The addresses of the separate auth API port, when `auth_port` is set.
+    pub fn auth_addrs(&self) -> &[SocketAddr] {
+        &self.auth_addrs
     }
 
     /// The bound addresses (useful with port 0).
@@ -135,6 +171,13 @@ impl Relay {
         let left = self.router.session_count.load(Ordering::Relaxed);
         tracing::info!(closed = open - left.min(open), left, "drained");
         self.server.stop(true).await;
+        if let Some(auth_server) = self.auth_server.take() {
+            auth_server.stop(true).await;
+        }
+        if let Some(arbiter) = self.auth_arbiter.take() {
+            self.router.actors.set("auth", ActorState::Stopped);
+            arbiter.stop();
+        }
         for (i, arbiter) in self.arbiters.drain(..).enumerate() {
             self.router
                 .actors
@@ -142,6 +185,34 @@ impl Relay {
             arbiter.stop();
         }
     }
+}
+
+/// Serves only the auth and registry API on a port of its own (FEATURES AU-1's auth port).
+fn start_auth_port(
+    host: &str,
+    port: u16,
+    api: AuthApi,
+) -> Result<(Vec<SocketAddr>, actix_web::dev::ServerHandle), RelayError> {
+    let bind = format!("{host}:{port}");
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(api.clone()))
+            .configure(crate::auth::http::routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(&bind)
+    .map_err(|source| RelayError::Bind {
+        addr: bind.clone(),
+        source,
+    })?;
+    let addrs = server.addrs();
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    tracing::info!(addr = %bind, "auth API listening");
+    Ok((addrs, handle))
 }
 
 async fn shutdown_signal() {

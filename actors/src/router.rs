@@ -42,6 +42,8 @@ pub struct Router {
     pub draining: Arc<AtomicBool>,
     /// Relay start.
     pub started: Instant,
+    /// Token validation; `None` when the relay runs open.
+    pub auth: Option<Addr<crate::auth::Auth>>,
 }
 
 /// A live session as the registry knows it.
@@ -76,7 +78,14 @@ impl Router {
             actors,
             draining: Arc::default(),
             started: Instant::now(),
+            auth: None,
         }
+    }
+
+    /// The same router, requiring tokens validated by `auth`.
+    pub fn with_auth(mut self, auth: Addr<crate::auth::Auth>) -> Self {
+        self.auth = Some(auth);
+        self
     }
 
     /// All shards.

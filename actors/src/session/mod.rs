@@ -20,6 +20,8 @@ use clasp_proto::{
 };
 use futures_util::future::join_all;
 
+use crate::auth::grant::unix_now;
+use crate::auth::{Action, Grant};
 use crate::clock::now_micros;
 use crate::health::Counters;
 use crate::messages::*;
@@ -81,6 +83,8 @@ pub struct Session {
     last_inbound: Instant,
     behind_since: Option<Instant>,
     me: Option<SessionRef>,
+    /// What the token allows; `None` when the relay runs open (everything allowed).
+    grant: Option<Arc<Grant>>,
 }
 
 impl Session {
@@ -98,7 +102,24 @@ impl Session {
             last_inbound: Instant::now(),
             behind_since: None,
             me: None,
+            grant: None,
         }
+    }
+
+    /// May this session do `action` on `address`? Always, when the relay runs open.
+    fn may(&self, action: Action, address: &str) -> bool {
+        self.grant
+            .as_ref()
+            .is_none_or(|g| g.scopes.allows(action, address))
+    }
+
+    /// Refuses an operation the session's scopes do not allow (ERROR 301, session kept).
+    fn deny(&mut self, ctx: &mut Context<Self>, action: Action, address: &str) {
+        let text = format!(
+            "Permission denied: {} access to {address} not granted",
+            action.as_str()
+        );
+        self.error(ctx, 301, text, Some(address.to_string()));
     }
 
     fn me(&self) -> Option<SessionRef> {
@@ -198,6 +219,15 @@ impl Session {
                     }
                 }
             }
+            Message::Set(set) if !self.may(Action::Write, set.address.as_str()) => {
+                self.deny(ctx, Action::Write, set.address.as_str());
+            }
+            Message::Publish(p) if !self.may(Action::Write, p.address.as_str()) => {
+                self.deny(ctx, Action::Write, p.address.as_str());
+            }
+            Message::Get(g) if !self.may(Action::Read, g.address.as_str()) => {
+                self.deny(ctx, Action::Read, g.address.as_str());
+            }
             Message::Set(set) => self.set(set, qos),
             Message::Publish(p) => self.publish(p, ctx),
             Message::Get(g) => {
@@ -228,6 +258,9 @@ impl Session {
             Message::Ping => self.send(ctx, &Message::Pong),
             Message::Announce(a) => self.announce(a, qos, ctx),
             Message::Query(q) => self.query(q.pattern, ctx),
+            Message::Replay(r) if !self.may_pattern(&r.pattern) => {
+                self.deny(ctx, Action::Read, r.pattern.as_str());
+            }
             Message::Replay(r) => {
                 self.error(
                     ctx,
@@ -253,8 +286,19 @@ impl Session {
         }
     }
 
+    /// May this session subscribe to (or replay) `pattern`? One scope must cover it all.
+    fn may_pattern(&self, pattern: &Pattern) -> bool {
+        self.grant
+            .as_ref()
+            .is_none_or(|g| g.scopes.allows_pattern(Action::Read, pattern))
+    }
+
     fn subscribe(&mut self, s: Subscribe, ctx: &mut Context<Self>) {
         let Some(me) = self.me() else { return };
+        if !self.may_pattern(&s.pattern) {
+            self.deny(ctx, Action::Read, s.pattern.as_str());
+            return;
+        }
         let max = self.router.config.max_subscriptions;
         if !self.subs.contains_key(&s.id) && self.subs.len() >= max {
             let text = format!("Subscription limit reached (max {max})");
@@ -329,6 +373,15 @@ impl Session {
     }
 
     fn announce(&mut self, a: Announce, qos: QoS, ctx: &mut Context<Self>) {
+        if let Some(def) = a
+            .signals
+            .iter()
+            .find(|d| !self.may(Action::Write, &d.address))
+        {
+            let address = def.address.clone();
+            self.deny(ctx, Action::Write, &address);
+            return;
+        }
         let mut by_shard: HashMap<usize, (Addr<crate::shard::Shard>, Vec<clasp_proto::SignalDef>)> =
             HashMap::new();
         for def in a.signals {
@@ -356,6 +409,7 @@ impl Session {
 
     fn query(&mut self, pattern: Pattern, ctx: &mut Context<Self>) {
         let shards = self.router.shards_for(&pattern);
+        let grant = self.grant.clone();
         let fut = async move {
             let answers = join_all(shards.iter().map(|s| {
                 s.send(ShardQuery {
@@ -367,6 +421,11 @@ impl Session {
                 .into_iter()
                 .filter_map(Result::ok)
                 .flat_map(|r| r.signals)
+                .filter(|s| {
+                    grant
+                        .as_ref()
+                        .is_none_or(|g| g.scopes.allows(Action::Read, &s.address))
+                })
                 .collect();
             signals.sort_by(|a, b| a.address.cmp(&b.address));
             QueryResult { signals }
@@ -381,6 +440,20 @@ impl Session {
     /// only if every one passes (two-phase across shards); PUBLISHes follow. A future
     /// timestamp holds the bundle until that router time.
     fn bundle(&mut self, b: Bundle, qos: QoS, ctx: &mut Context<Self>) {
+        // All or nothing: one message the session may not write refuses the whole bundle.
+        let denied = b.messages.iter().find_map(|m| match m {
+            Message::Set(s) if !self.may(Action::Write, s.address.as_str()) => {
+                Some(s.address.to_string())
+            }
+            Message::Publish(p) if !self.may(Action::Write, p.address.as_str()) => {
+                Some(p.address.to_string())
+            }
+            _ => None,
+        });
+        if let Some(address) = denied {
+            self.deny(ctx, Action::Write, &address);
+            return;
+        }
         if let Some(at) = b.timestamp {
             let now = now_micros();
             if at > now {
@@ -493,6 +566,56 @@ impl Session {
         );
     }
 
+    /// HELLO on a relay that requires tokens: the session opens only with a valid one; a
+    /// refusal is told (ERROR 300/302) and the connection closed, so clients never hang.
+    fn authenticate(&mut self, h: clasp_proto::Hello, ctx: &mut Context<Self>) {
+        let Some(auth) = self.router.auth.clone() else {
+            self.hello(h.features, ctx);
+            return;
+        };
+        let token = h.token.unwrap_or_default();
+        // `wait` holds the mailbox: frames sent right after HELLO queue until this answers.
+        ctx.wait(
+            async move { auth.send(crate::auth::actor::Validate { token }).await }
+                .into_actor(self)
+                .map(move |answer, act, ctx| {
+                    let answer = answer.unwrap_or_else(|_| {
+                        Err(crate::auth::Denial::Unavailable(
+                            "auth service not running".into(),
+                        ))
+                    });
+                    match answer {
+                        Ok(grant) => {
+                            tracing::debug!(session = %act.id, subject = %grant.subject, "authenticated");
+                            act.grant = Some(grant);
+                            act.hello(h.features, ctx);
+                        }
+                        Err(denial) => {
+                            act.error(ctx, denial.code(), denial.to_string(), None);
+                            act.close(ctx, CloseCode::Policy, "authentication failed");
+                        }
+                    }
+                }),
+        );
+    }
+
+    /// Ends the session when its grant was revoked or has expired (checked every 500 ms).
+    fn check_grant(&mut self, ctx: &mut Context<Self>) {
+        let Some(grant) = self.grant.clone() else {
+            return;
+        };
+        if self.phase != Phase::Open {
+            return;
+        }
+        if grant.is_revoked() {
+            self.error(ctx, 300, "Invalid token: revoked", None);
+            self.close(ctx, CloseCode::Policy, "token revoked");
+        } else if grant.is_expired(unix_now()) {
+            self.error(ctx, 302, "Token expired", None);
+            self.close(ctx, CloseCode::Policy, "token expired");
+        }
+    }
+
     fn hello(&mut self, features: FeatureSet, ctx: &mut Context<Self>) {
         self.phase = Phase::Open;
         self.features = features;
@@ -520,7 +643,12 @@ impl Session {
         };
         self.send(ctx, &Message::Welcome(welcome));
         // The whole store, chunked by size; one empty SNAPSHOT if there is nothing (§7.1).
+        // With auth, only what the session may read (WIRE §10.4 RECOMMENDED).
         let shards = self.router.shards().to_vec();
+        let grant = self.grant.clone();
+        if grant.is_some() {
+            ctx.run_interval(Duration::from_millis(500), |act, ctx| act.check_grant(ctx));
+        }
         let fut = async move {
             let everything = match Pattern::compile("/**") {
                 Ok(p) => p,
@@ -536,6 +664,11 @@ impl Session {
                 .into_iter()
                 .filter_map(Result::ok)
                 .flatten()
+                .filter(|p| {
+                    grant
+                        .as_ref()
+                        .is_none_or(|g| g.scopes.allows(Action::Read, p.address.as_str()))
+                })
                 .collect::<Vec<_>>()
         };
         ctx.wait(fut.into_actor(self).map(|params, act, ctx| {
@@ -555,6 +688,13 @@ impl Session {
             return;
         }
         let d = msg.delivery;
+        // Defence in depth: subscriptions are checked when made, but a grant never lets a
+        // value through to a session that may not read its address.
+        if let (Some(grant), Some(address)) = (&self.grant, &d.address) {
+            if !grant.scopes.allows(Action::Read, address.as_str()) {
+                return;
+            }
+        }
         if !msg.subs.is_empty() {
             let now = Instant::now();
             let mut send = false;
@@ -648,7 +788,7 @@ impl Handler<Inbound> for Session {
                 Ok(Decoded {
                     message: Message::Hello(h),
                     ..
-                }) => self.hello(h.features, ctx),
+                }) => self.authenticate(h, ctx),
                 Ok(other) => {
                     let why = format!("expected HELLO, got {}", other.message.name());
                     self.close(ctx, CloseCode::Policy, &why);
