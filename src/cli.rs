@@ -24,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a relay: the router official CLASP clients connect to over WebSocket.
     Relay(RelayArgs),
+    /// Get, use and revoke CPSK tokens through a relay's auth API.
+    #[command(subcommand)]
+    Auth(crate::auth_cmd::AuthCommand),
     /// Talk to a relay as a client.
     #[command(flatten)]
     Client(crate::client_cmd::ClientCommand),

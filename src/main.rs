@@ -1,5 +1,6 @@
 //! The `clasp` binary: `clasp relay` runs a router. Errors end here as `anyhow` with context.
 
+mod auth_cmd;
 mod cli;
 mod client_cmd;
 
@@ -13,6 +14,12 @@ fn main() -> anyhow::Result<()> {
             cli::init_logging(&args.log_level, args.verbose)?;
             let config = args.into_config().context("invalid relay settings")?;
             clasp_actors::relay::run_blocking(config).context("relay failed")?;
+        }
+        cli::Command::Auth(cmd) => {
+            if let Err(f) = auth_cmd::run(cli.conn, cmd) {
+                eprintln!("clasp: {}", f.message);
+                std::process::exit(f.code);
+            }
         }
         cli::Command::Client(cmd) => {
             if let Err(f) = client_cmd::run(cli.conn, cmd) {
