@@ -600,6 +600,12 @@ impl Connection {
                 let _ = reply.send(Err(err));
                 return;
             }
+            if let Some(replies) = self.gets.remove(address) {
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                return;
+            }
             if let Some(i) = self
                 .replays
                 .iter()

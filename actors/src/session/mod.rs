@@ -451,7 +451,10 @@ impl Session {
             _ => None,
         });
         if let Some(address) = denied {
-            self.deny(ctx, Action::Write, &address);
+            let text = format!(
+                "Bundle rejected: Permission denied: write access to {address} not granted"
+            );
+            self.error(ctx, 301, text, Some(address));
             return;
         }
         if let Some(at) = b.timestamp {
