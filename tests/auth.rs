@@ -473,3 +473,47 @@ fn open_relay_has_no_auth_api() {
     );
     assert_eq!(status, 404, "{body}");
 }
+
+/// The two tokens the official-client scenarios `js/auth.mjs` and `py/auth.py` use.
+fn scenario_tokens(r: &AuthRelay) -> (String, String) {
+    let (status, body) = r.post(
+        "/auth/register",
+        json!({"username": "official", "password": "secret1"}),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let full = body["token"].as_str().expect("token").to_string();
+    let limited = r.guest(&[
+        "read:/pub/**",
+        "write:/app/**",
+        "write:/sync/**",
+        "write:/alive/**",
+    ]);
+    (full, limited)
+}
+
+#[test]
+fn official_js_client_with_cpsk_tokens() {
+    require_js_client();
+    let r = AuthRelay::start("js", &[]);
+    let (full, limited) = scenario_tokens(&r);
+    let mut cmd = node();
+    cmd.arg(conformance_dir().join("js/auth.mjs"))
+        .arg(r.relay.url())
+        .env("CLASP_TOKEN", full)
+        .env("CLASP_TOKEN_LIMITED", limited);
+    run_ok(cmd, Duration::from_secs(60), "node js/auth.mjs");
+}
+
+#[test]
+fn official_python_client_with_cpsk_tokens() {
+    require_py_client();
+    let r = AuthRelay::start("py", &[]);
+    let (full, limited) = scenario_tokens(&r);
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(conformance_dir().join("py/auth.py"))
+        .arg(r.relay.url())
+        .env("CLASP_TOKEN", full)
+        .env("CLASP_TOKEN_LIMITED", limited);
+    run_ok(cmd, Duration::from_secs(60), "python3 py/auth.py");
+}

@@ -47,9 +47,16 @@ export function watch(c, name) {
   return c;
 }
 
+/** Removes the expected problems matching `re` (e.g. an ERROR 301 a scenario provoked); returns how many. */
+export function forgive(re) {
+  const before = problems.length;
+  for (let i = problems.length - 1; i >= 0; i--) if (re.test(problems[i])) problems.splice(i, 1);
+  return before - problems.length;
+}
+
 /** A connected client (`new Clasp(url, {...})`, no reconnect: a drop must show). */
-export async function client(name, target = url) {
-  const c = new Clasp(target, { name, reconnect: false });
+export async function client(name, target = url, options = {}) {
+  const c = new Clasp(target, { name, reconnect: false, ...options });
   await c.connect(5000);
   return watch(c, name);
 }
