@@ -2,9 +2,12 @@
 //! entity registry, all owned by the `Auth` actor and stored in redb (WIRE §10, FEATURES §3).
 
 pub mod actor;
+pub mod cap;
 pub mod entities_http;
+pub mod entity_token;
 pub mod grant;
 pub mod http;
+pub mod keys;
 pub mod ratelimit;
 pub mod scope;
 pub mod secret;
@@ -12,5 +15,7 @@ pub mod store;
 pub mod validators;
 
 pub use actor::Auth;
+pub use cap::{CapError, CapGrant, CapToken, CapValidator, ProofLink};
+pub use entity_token::{entity_id_for, EntityToken, EntityTokenError};
 pub use grant::{Denial, Grant, TokenKind};
 pub use scope::{Action, Scope, ScopeError, Scopes};
