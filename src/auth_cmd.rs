@@ -144,7 +144,15 @@ pub fn run(conn: Conn, cmd: AuthCommand) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| http_base(&conn.url));
     let url = format!("{}{path}", base.trim_end_matches('/'));
-    let mut request = ureq::post(&url).timeout(std::time::Duration::from_secs(conn.timeout.max(1)));
+    let mut agent = ureq::AgentBuilder::new();
+    if let Some(ca) = &conn.ca_cert {
+        let tls = clasp_actors::tls::client_config(Some(ca)).map_err(|e| usage(e.to_string()))?;
+        agent = agent.tls_config(std::sync::Arc::new(tls));
+    }
+    let mut request = agent
+        .build()
+        .post(&url)
+        .timeout(std::time::Duration::from_secs(conn.timeout.max(1)));
     if let Some(file) = &common.admin_token {
         let token = std::fs::read_to_string(file)
             .map_err(|e| usage(format!("admin token file {}: {e}", file.display())))?;

@@ -25,6 +25,9 @@ pub struct Conn {
     /// Seconds to wait for answers.
     #[arg(long, global = true, default_value_t = 5)]
     pub timeout: u64,
+    /// Extra CA certificates (PEM) to trust for wss:// (e.g. a self-signed relay).
+    #[arg(long, global = true, value_name = "FILE", env = "CLASP_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// Client subcommands.
@@ -213,6 +216,9 @@ async fn execute(conn: Conn, cmd: ClientCommand) -> Result<(), Failure> {
         .timeout(Duration::from_secs(conn.timeout));
     if let Some(t) = conn.token {
         builder = builder.token(t);
+    }
+    if let Some(ca) = conn.ca_cert {
+        builder = builder.ca_file(ca);
     }
     let client = builder.connect().await?;
     let result = command(&client, cmd).await;

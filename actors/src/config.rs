@@ -87,6 +87,17 @@ pub struct RelayConfig {
     pub gesture_flush: Duration,
     /// Authentication; `None` is the open mode where every client may do anything.
     pub auth: Option<AuthConfig>,
+    /// Certificate and key (PEM) for `wss://` and `https://` on the same port.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the relay's TLS identity.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
 }
 
 /// Authenticated mode (WIRE §10, FEATURES AU-*): HELLO must carry a token.
@@ -153,6 +164,7 @@ impl Default for RelayConfig {
             max_subscriptions: 1000,
             gesture_flush: Duration::from_millis(16),
             auth: None,
+            tls: None,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod relay;
 pub mod router;
 pub mod session;
 pub mod shard;
+pub mod tls;
 
-pub use config::{AuthConfig, ConflictStrategy, Eviction, RelayConfig};
+pub use config::{AuthConfig, ConflictStrategy, Eviction, RelayConfig, TlsFiles};
 pub use relay::{Relay, RelayError};

@@ -30,6 +30,9 @@ pub enum RelayError {
     /// The HTTP server failed.
     #[error("server error: {0}")]
     Server(#[from] std::io::Error),
+    /// The TLS certificate or key is unusable.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// Authentication could not start (database, admin token, trust anchors).
     #[error("auth: {0}")]
     Auth(#[from] crate::auth::actor::AuthStartError),
@@ -82,9 +85,13 @@ impl Relay {
             router = router.with_auth(started);
             tracing::info!(db = %auth_config.db.display(), "authentication required");
         }
+        let tls = match &config.tls {
+            Some(files) => Some(crate::tls::server_config(&files.cert, &files.key)?),
+            None => None,
+        };
         let api = AuthApi(router.auth.clone());
         if let Some(port) = config.auth.as_ref().and_then(|a| a.auth_port) {
-            let (addrs, handle) = start_auth_port(&config.host, port, api.clone())?;
+            let (addrs, handle) = start_auth_port(&config.host, port, api.clone(), tls.clone())?;
             auth_addrs = addrs;
             auth_server = Some(handle);
         }
@@ -101,8 +108,11 @@ impl Relay {
         // Small frames must not wait for Nagle: routing latency is the product.
         .tcp_nodelay(true)
         .disable_signals()
-        .shutdown_timeout(1)
-        .bind(&bind)
+        .shutdown_timeout(1);
+        let server = match tls {
+            Some(tls) => server.bind_rustls_0_23(&bind, tls),
+            None => server.bind(&bind),
+        }
         .map_err(|source| RelayError::Bind {
             addr: bind.clone(),
             source,
@@ -192,6 +202,7 @@ fn start_auth_port(
     host: &str,
     port: u16,
     api: AuthApi,
+    tls: Option<rustls::ServerConfig>,
 ) -> Result<(Vec<SocketAddr>, actix_web::dev::ServerHandle), RelayError> {
     let bind = format!("{host}:{port}");
     let server = HttpServer::new(move || {
@@ -201,8 +212,11 @@ fn start_auth_port(
     })
     .workers(1)
     .disable_signals()
-    .shutdown_timeout(1)
-    .bind(&bind)
+    .shutdown_timeout(1);
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(&bind, tls),
+        None => server.bind(&bind),
+    }
     .map_err(|source| RelayError::Bind {
         addr: bind.clone(),
         source,

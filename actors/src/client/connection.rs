@@ -136,9 +136,15 @@ async fn open(cfg: &ClientBuilder, shared: &Shared) -> Result<(Socket, String), 
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(clasp_proto::WS_SUBPROTOCOL),
     );
+    let connector = match &cfg.ca_file {
+        Some(ca) => Some(tokio_tungstenite::Connector::Rustls(Arc::new(
+            crate::tls::client_config(Some(ca)).map_err(|e| fail(e.to_string()))?,
+        ))),
+        None => None,
+    };
     let (mut socket, _) = tokio::time::timeout(
         cfg.timeout,
-        tokio_tungstenite::connect_async_with_config(request, None, true),
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector),
     )
     .await
     .map_err(|_| fail("timed out".into()))?

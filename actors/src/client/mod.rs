@@ -47,6 +47,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     reconnect: bool,
     offline_queue: usize,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl ClientBuilder {
@@ -78,6 +79,13 @@ impl ClientBuilder {
     /// re-subscribing and re-taking held locks (default on).
     pub fn reconnect(mut self, on: bool) -> Self {
         self.reconnect = on;
+        self
+    }
+
+    /// Also trust the CA certificates in this PEM file for `wss://` (a relay with a
+    /// self-signed or private-CA certificate); the public web roots are always trusted.
+    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
         self
     }
 
@@ -226,6 +234,7 @@ impl Client {
             timeout: DEFAULT_TIMEOUT,
             reconnect: true,
             offline_queue: DEFAULT_OFFLINE_QUEUE,
+            ca_file: None,
         }
     }
 

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 export { Clasp, ClaspBuilder, assert };
 
 export const url = process.argv[2];
-if (!url || !url.startsWith('ws://')) {
-  console.log('usage: node <scenario>.mjs ws://127.0.0.1:PORT');
+if (!url || !/^wss?:\/\//.test(url)) {
+  console.log('usage: node <scenario>.mjs ws://127.0.0.1:PORT (or wss://)');
   process.exit(2);
 }
 if (typeof WebSocket === 'undefined') {

@@ -22,7 +22,7 @@ import traceback
 from clasp import Clasp, ClaspBuilder  # noqa: F401 - re-exported for the scenarios
 from clasp.client import ClaspError  # noqa: F401
 
-if len(sys.argv) < 2 or not sys.argv[1].startswith("ws://"):
+if len(sys.argv) < 2 or not sys.argv[1].startswith(("ws://", "wss://")):
     print("usage: python3 <scenario>.py ws://127.0.0.1:PORT")
     sys.exit(2)
 URL = sys.argv[1]
