@@ -27,6 +27,12 @@ pub enum Command {
     /// Get, use and revoke CPSK tokens through a relay's auth API.
     #[command(subcommand)]
     Auth(crate::auth_cmd::AuthCommand),
+    /// Ed25519 keys for capability and entity tokens.
+    #[command(subcommand)]
+    Key(crate::token_cmd::KeyCommand),
+    /// Make and check capability (cap_) and entity (ent_) tokens offline.
+    #[command(subcommand)]
+    Token(crate::token_cmd::TokenCommand),
     /// Talk to a relay as a client.
     #[command(flatten)]
     Client(crate::client_cmd::ClientCommand),

@@ -3,6 +3,7 @@
 mod auth_cmd;
 mod cli;
 mod client_cmd;
+mod token_cmd;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -17,6 +18,18 @@ fn main() -> anyhow::Result<()> {
         }
         cli::Command::Auth(cmd) => {
             if let Err(f) = auth_cmd::run(cli.conn, cmd) {
+                eprintln!("clasp: {}", f.message);
+                std::process::exit(f.code);
+            }
+        }
+        cli::Command::Key(cmd) => {
+            if let Err(f) = token_cmd::run_key(cmd) {
+                eprintln!("clasp: {}", f.message);
+                std::process::exit(f.code);
+            }
+        }
+        cli::Command::Token(cmd) => {
+            if let Err(f) = token_cmd::run_token(cmd) {
                 eprintln!("clasp: {}", f.message);
                 std::process::exit(f.code);
             }
