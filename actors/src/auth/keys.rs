@@ -11,7 +11,8 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+/// The key types, re-exported so users of these files need no direct dependency on the crate.
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 
 /// First line of a signing-key file; how a loader knows the file holds a secret.
 pub const SIGNING_KEY_HEADER: &str = "# CLASP Ed25519 signing key";
