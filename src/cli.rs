@@ -94,6 +94,22 @@ pub struct RelayArgs {
     /// Debug logging (same as --log-level debug).
     #[arg(short, long)]
     pub verbose: bool,
+    /// TLS certificate chain (PEM): serve wss:// and https:// on the same port (needs --tls-key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "CLASP_TLS_CERT"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "CLASP_TLS_KEY"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Authentication settings.
     #[command(flatten)]
     pub auth: AuthArgs,
@@ -206,6 +222,10 @@ impl RelayArgs {
             drain_timeout: Duration::from_secs(self.drain_timeout),
             strategies,
             auth: self.auth.into_config()?,
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(clasp_actors::TlsFiles { cert, key }),
+                _ => None,
+            },
             ..defaults
         })
     }

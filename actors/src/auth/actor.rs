@@ -95,10 +95,10 @@ pub struct Issued {
 
 /// The actor.
 pub struct Auth {
-    store: AuthStore,
-    config: AuthConfig,
+    pub(super) store: AuthStore,
+    pub(super) config: AuthConfig,
     templates: Vec<String>,
-    validators: Validators,
+    pub(super) validators: Validators,
     login_by_ip: RateLimiter,
     login_by_user: RateLimiter,
     register_by_ip: RateLimiter,
@@ -172,7 +172,8 @@ impl Auth {
         list.push(Arc::downgrade(grant));
     }
 
-    fn revoke_live(&mut self, key: &str) -> usize {
+    /// Revokes every live grant filed under `key`; returns how many sessions will close.
+    pub(super) fn revoke_live(&mut self, key: &str) -> usize {
         let mut n = 0;
         if let Some(list) = self.live.remove(key) {
             for g in list.iter().filter_map(Weak::upgrade) {

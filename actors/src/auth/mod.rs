@@ -9,6 +9,7 @@ pub mod grant;
 pub mod http;
 pub mod keys;
 pub mod ratelimit;
+pub mod registry;
 pub mod scope;
 pub mod secret;
 pub mod store;
