@@ -52,6 +52,7 @@ pub enum AuthCommand {
     /// Revoke a token: it stops working and its sessions are closed.
     Revoke {
         /// The token.
+        #[arg(id = "token_text", value_name = "TOKEN")]
         token: String,
         #[command(flatten)]
         common: AuthCommon,

@@ -4,99 +4,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clasp::{BundleItem, Client, ClientError};
+use clasp::{BundleItem, ClientError};
 use clasp_proto::*;
+use common::auth::*;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value as Json};
 use tokio_tungstenite::tungstenite::Message as Ws;
-
-/// A relay requiring tokens, with its database and admin token in a fresh directory.
-pub struct AuthRelay {
-    pub relay: Relay,
-    pub dir: PathBuf,
-    pub admin: String,
-}
-
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("clasp-auth-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-impl AuthRelay {
-    pub fn start(name: &str, extra: &[&str]) -> Self {
-        Self::start_in(temp_dir(name), extra)
-    }
-
-    pub fn start_in(dir: PathBuf, extra: &[&str]) -> Self {
-        let db = dir.join("auth.redb");
-        let admin_file = dir.join("admin.token");
-        let mut args = vec![
-            "--auth",
-            "--auth-db",
-            db.to_str().expect("utf-8 path"),
-            "--admin-token",
-            admin_file.to_str().expect("utf-8 path"),
-        ];
-        args.extend_from_slice(extra);
-        let relay = Relay::start(&args);
-        let admin = std::fs::read_to_string(&admin_file)
-            .expect("the relay wrote the admin token file")
-            .trim()
-            .to_string();
-        Self { relay, dir, admin }
-    }
-
-    pub fn http(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.relay.port)
-    }
-
-    /// POSTs JSON; returns the status and the JSON answer.
-    pub fn post(&self, path: &str, body: Json, bearer: Option<&str>) -> (u16, Json) {
-        let mut req = ureq::post(&self.http(path)).timeout(Duration::from_secs(10));
-        if let Some(b) = bearer {
-            req = req.set("Authorization", &format!("Bearer {b}"));
-        }
-        answer(req.send_json(body))
-    }
-
-    /// A guest token with these scopes.
-    pub fn guest(&self, scopes: &[&str]) -> String {
-        let (status, body) = self.post("/auth/guest", json!({ "scopes": scopes }), None);
-        assert_eq!(status, 200, "guest token: {body}");
-        body["token"].as_str().expect("token").to_string()
-    }
-}
-
-pub fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Json) {
-    match result {
-        Ok(r) => (r.status(), r.into_json().unwrap_or(Json::Null)),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Json::Null)),
-        Err(e) => panic!("HTTP request failed: {e}"),
-    }
-}
-
-pub async fn connect(url: &str, token: &str) -> Result<Client, ClientError> {
-    Client::builder(url)
-        .name("auth-test")
-        .token(token)
-        .reconnect(false)
-        .timeout(Duration::from_secs(3))
-        .connect()
-        .await
-}
-
-fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u16 {
-    match r {
-        Err(ClientError::Server { code, .. }) | Err(ClientError::Refused { code, .. }) => code,
-        other => panic!("expected an ERROR from the relay, got {other:?}"),
-    }
-}
 
 type Raw =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -114,7 +30,7 @@ async fn raw_hello(port: u16, token: Option<&str>) -> (Raw, Vec<Message>, bool) 
         token: token.map(str::to_string),
     });
     let frame = encode_frame(&FrameHeader::new(QoS::Fire), &hello).expect("encodes");
-    ws.send(Ws::Binary(frame.into())).await.expect("send");
+    ws.send(Ws::Binary(frame)).await.expect("send");
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     loop {
@@ -516,4 +432,343 @@ fn official_python_client_with_cpsk_tokens() {
         .env("CLASP_TOKEN", full)
         .env("CLASP_TOKEN_LIMITED", limited);
     run_ok(cmd, Duration::from_secs(60), "python3 py/auth.py");
+}
+
+mod tokens {
+    //! Capability and entity tokens at HELLO, and the entity registry's REST API.
+    use super::*;
+    use clasp_actors::auth::keys::{public_key_hex, SigningKey};
+    use clasp_actors::auth::{entity_id_for, CapToken, EntityToken, Scopes};
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn scopes(list: &str) -> Scopes {
+        Scopes::parse_list(list).expect("valid scopes")
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+    }
+
+    fn cap_relay(name: &str, root: &SigningKey) -> AuthRelay {
+        let anchor = public_key_hex(&root.verifying_key());
+        AuthRelay::start(name, &["--trust-anchor", &anchor])
+    }
+
+    #[tokio::test]
+    async fn delegated_capabilities_grant_exactly_their_scopes() {
+        let root = key(1);
+        let r = cap_relay("cap", &root);
+        let parent = CapToken::create(
+            &root,
+            &scopes("read:/**,write:/lights/**"),
+            now() + 3600,
+            None,
+        );
+        let child = CapToken::delegate(
+            &parent,
+            &key(2),
+            &scopes("read:/lights/**,write:/lights/stage/**"),
+            now() + 600,
+            None,
+        )
+        .expect("a narrowing delegation");
+        let c = connect(&r.relay.url(), &child.encode())
+            .await
+            .expect("a delegated cap connects");
+        c.set("/lights/stage/1", 0.5)
+            .await
+            .expect("write inside the delegated scope");
+        assert_eq!(
+            code_of(c.set("/lights/house/1", 0.5).await),
+            301,
+            "the parent's wider write is not inherited"
+        );
+        assert_eq!(
+            code_of(c.get("/sound/x").await),
+            301,
+            "read narrowed to /lights"
+        );
+        let p = connect(&r.relay.url(), &parent.encode())
+            .await
+            .expect("the root cap connects");
+        p.set("/lights/house/1", 1.0).await.expect("the parent may");
+    }
+
+    #[tokio::test]
+    async fn bad_capabilities_are_refused_with_the_right_code() {
+        let root = key(1);
+        let r = cap_relay("cap-bad", &root);
+        let url = r.relay.url();
+        let parent = CapToken::create(&root, &scopes("write:/lights/**"), now() + 3600, None);
+        // Widened by hand (delegate() would refuse), then properly signed by the child.
+        let mut widened = CapToken::delegate(
+            &parent,
+            &key(2),
+            &scopes("write:/lights/a"),
+            now() + 600,
+            None,
+        )
+        .expect("ok");
+        widened.scopes = vec!["admin:/**".into()];
+        widened.sign(&key(2));
+        let untrusted = CapToken::create(&key(9), &scopes("admin:/**"), now() + 3600, None);
+        let expired = CapToken::create(&root, &scopes("read:/**"), now() - 10, None);
+        let mut deep = CapToken::create(&root, &scopes("read:/**"), now() + 3600, None);
+        for i in 0..6 {
+            deep = CapToken::delegate(&deep, &key(20 + i), &scopes("read:/**"), now() + 3600, None)
+                .expect("delegate");
+        }
+        let vectors: Json =
+            serde_json::from_str(include_str!("../actors/tests/data/captokens.json"))
+                .expect("vectors");
+        let forged = vectors["forged_chain_token"]
+            .as_str()
+            .expect("forged token")
+            .to_string();
+        for (token, code, what) in [
+            (widened.encode(), 300, "widened scope"),
+            (untrusted.encode(), 300, "untrusted root"),
+            (expired.encode(), 302, "expired"),
+            (deep.encode(), 300, "depth 6 > 5"),
+            (
+                forged,
+                300,
+                "forged proofs[0] (vector root is not our anchor)",
+            ),
+        ] {
+            assert_eq!(code_of(connect(&url, &token).await), code, "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_forged_chain_of_the_vectors_is_refused_even_with_its_root_trusted() {
+        let vectors: Json =
+            serde_json::from_str(include_str!("../actors/tests/data/captokens.json"))
+                .expect("vectors");
+        let anchor = vectors["root_pubkey_hex"].as_str().expect("root key");
+        let r = AuthRelay::start("cap-forged", &["--trust-anchor", anchor]);
+        let forged = vectors["forged_chain_token"].as_str().expect("forged");
+        match connect(&r.relay.url(), forged).await {
+            Err(ClientError::Refused { code: 300, message }) => {
+                assert!(message.contains("Invalid token"), "{message}")
+            }
+            other => panic!(
+                "the forged chain must be refused with 300, got {:?}",
+                other.map(|_| ())
+            ),
+        }
+        let root = vectors["root_token"].as_str().expect("root token");
+        connect(&r.relay.url(), root)
+            .await
+            .expect("the upstream-minted root token connects");
+    }
+
+    #[test]
+    fn official_js_client_with_a_delegated_capability() {
+        require_js_client();
+        let root = key(1);
+        let r = cap_relay("cap-js", &root);
+        let full = CapToken::create(&root, &scopes("read:/**,write:/**"), now() + 3600, None);
+        let limited = CapToken::delegate(
+            &full,
+            &key(3),
+            &scopes("read:/pub/**,write:/app/**,write:/sync/**,write:/alive/**"),
+            now() + 3600,
+            None,
+        )
+        .expect("delegate");
+        let mut cmd = node();
+        cmd.arg(conformance_dir().join("js/auth.mjs"))
+            .arg(r.relay.url())
+            .env("CLASP_TOKEN", full.encode())
+            .env("CLASP_TOKEN_LIMITED", limited.encode());
+        run_ok(
+            cmd,
+            Duration::from_secs(60),
+            "node js/auth.mjs with cap_ tokens",
+        );
+    }
+
+    fn register_entity(r: &AuthRelay, k: &SigningKey, body: Json) -> (u16, Json) {
+        let mut body = body;
+        body["public_key"] = json!(public_key_hex(&k.verifying_key()));
+        r.post("/api/entities", body, Some(&r.admin))
+    }
+
+    #[tokio::test]
+    async fn entity_tokens_follow_the_registry_status() {
+        let r = AuthRelay::start("entity", &[]);
+        let device = key(5);
+        let (status, body) = register_entity(
+            &r,
+            &device,
+            json!({"entity_type": "Device", "name": "fader", "namespaces": ["/stage"]}),
+        );
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_str().expect("id").to_string();
+        assert_eq!(
+            id,
+            entity_id_for(&device.verifying_key()),
+            "id derived from the key"
+        );
+        assert_eq!(body["status"], "active");
+        assert_eq!(body["entity_type"], "device");
+
+        let token = EntityToken::mint(&device, &id, now()).encode();
+        let c = connect(&r.relay.url(), &token)
+            .await
+            .expect("an active entity connects");
+        c.set("/stage/fader/1", 0.7)
+            .await
+            .expect("admin over its namespace");
+        assert_eq!(
+            code_of(c.set("/house/x", 1.0).await),
+            301,
+            "nothing outside its namespace"
+        );
+        let wrong_key = EntityToken::mint(&key(6), &id, now()).encode();
+        assert_eq!(
+            code_of(connect(&r.relay.url(), &wrong_key).await),
+            300,
+            "signed by another key"
+        );
+
+        let put = |status: &str| {
+            answer(
+                ureq::put(&r.http(&format!("/api/entities/{id}/status")))
+                    .set("Authorization", &format!("Bearer {}", r.admin))
+                    .send_json(json!({ "status": status })),
+            )
+        };
+        let (code, body) = put("Revoked");
+        assert_eq!(code, 200, "{body}");
+        let start = Instant::now();
+        while c.connected() && start.elapsed() < Duration::from_secs(3) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            !c.connected() && start.elapsed() < Duration::from_millis(1500),
+            "a revoked entity's session closes within a second"
+        );
+        match connect(&r.relay.url(), &token).await {
+            Err(ClientError::Refused { code: 300, message }) => {
+                assert!(message.contains("revoked"), "{message}")
+            }
+            other => panic!("expected 300 'revoked', got {:?}", other.map(|_| ())),
+        }
+        assert_eq!(put("suspended").0, 200);
+        assert_eq!(
+            code_of(connect(&r.relay.url(), &token).await),
+            300,
+            "suspended = inactive"
+        );
+        assert_eq!(put("active").0, 200);
+        connect(&r.relay.url(), &token).await.expect("re-activated");
+    }
+
+    #[test]
+    fn registry_rest_crud_needs_the_admin_token_and_survives_a_restart() {
+        let dir = temp_dir("registry");
+        let k = key(7);
+        let id;
+        {
+            let mut r = AuthRelay::start_in(dir.clone(), &[]);
+            let (status, _) = r.post("/api/entities", json!({"entity_type": "service", "name": "x", "public_key": public_key_hex(&k.verifying_key())}), None);
+            assert_eq!(status, 401, "no bearer");
+            let user = r.guest(&["read:/**"]);
+            let (status, _) = r.post("/api/entities", json!({"entity_type": "service", "name": "x", "public_key": public_key_hex(&k.verifying_key())}), Some(&user));
+            assert_eq!(status, 403, "not an admin");
+            let (status, body) = register_entity(
+                &r,
+                &k,
+                json!({"entity_type": "service", "name": "svc", "tags": ["a"], "scopes": ["read:/**"], "metadata": {"room": 1}}),
+            );
+            assert_eq!(status, 201, "{body}");
+            id = body["id"].as_str().expect("id").to_string();
+            assert_eq!(
+                register_entity(&r, &k, json!({"entity_type": "service", "name": "again"})).0,
+                409,
+                "duplicate key"
+            );
+            let (status, body) = r.post(
+                "/api/entities",
+                json!({"entity_type": "service", "name": "x", "public_key": "zz"}),
+                Some(&r.admin),
+            );
+            assert_eq!(status, 400, "bad key: {body}");
+            assert_eq!(
+                register_entity(&r, &key(8), json!({"entity_type": "toaster", "name": "x"})).0,
+                400,
+                "bad type"
+            );
+            let bearer = format!("Bearer {}", r.admin);
+            let (status, body) = answer(
+                ureq::get(&r.http("/api/entities?offset=0&limit=10"))
+                    .set("Authorization", &bearer)
+                    .call(),
+            );
+            assert_eq!(
+                (status, body.as_array().map(Vec::len)),
+                (200, Some(1)),
+                "{body}"
+            );
+            let (status, body) = answer(
+                ureq::put(&r.http(&format!("/api/entities/{id}")))
+                    .set("Authorization", &bearer)
+                    .send_json(json!({"name": "renamed"})),
+            );
+            assert_eq!(
+                (status, body["name"].as_str()),
+                (200, Some("renamed")),
+                "{body}"
+            );
+            let (status, _) = answer(
+                ureq::get(&r.http("/api/entities/clasp:unknown1"))
+                    .set("Authorization", &bearer)
+                    .call(),
+            );
+            assert_eq!(status, 404);
+            let (status, _) = answer(
+                ureq::get(&r.http("/api/entities/not-an-id"))
+                    .set("Authorization", &bearer)
+                    .call(),
+            );
+            assert_eq!(status, 400);
+            r.relay.terminate(Duration::from_secs(10)).expect("exits");
+        }
+        let r = AuthRelay::start_in(dir, &[]);
+        let bearer = format!("Bearer {}", r.admin);
+        let (status, body) = answer(
+            ureq::get(&r.http(&format!("/api/entities/{id}")))
+                .set("Authorization", &bearer)
+                .call(),
+        );
+        assert_eq!(
+            (
+                status,
+                body["name"].as_str(),
+                body["metadata"]["room"].as_i64()
+            ),
+            (200, Some("renamed"), Some(1)),
+            "{body}"
+        );
+        let (status, _) = answer(
+            ureq::delete(&r.http(&format!("/api/entities/{id}")))
+                .set("Authorization", &bearer)
+                .call(),
+        );
+        assert_eq!(status, 204);
+        let (status, _) = answer(
+            ureq::delete(&r.http(&format!("/api/entities/{id}")))
+                .set("Authorization", &bearer)
+                .call(),
+        );
+        assert_eq!(status, 404);
+    }
 }

@@ -3,6 +3,8 @@
 //! clients' scenario scripts with a timeout.
 #![allow(dead_code)]
 
+pub mod auth;
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -437,25 +437,22 @@ impl Handler<LoginOutcome> for Auth {
     }
 }
 
-/// Registers a user whose password has already been hashed, and issues its first token.
+/// Decides a registration's user id and scopes before any password work, so a request that
+/// will be refused (admin scopes without the admin token, say) costs no hashing.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<Issued, ApiError>")]
-pub struct RegisterUser {
-    /// Login name (validated).
-    pub username: String,
+#[rtype(result = "Result<(String, Vec<String>), ApiError>")]
+pub struct PrepareRegistration {
     /// Chosen id, or `None` for a generated one.
     pub user_id: Option<String>,
-    /// argon2id PHC string.
-    pub password_hash: String,
-    /// Requested scopes (must fit the templates unless `admin`).
+    /// Requested scopes (must fit the templates unless an admin bearer is given).
     pub scopes: Option<Vec<String>>,
-    /// The caller presented an admin bearer token (may grant any valid scopes).
+    /// The `Authorization: Bearer` token, if any.
     pub bearer: Option<String>,
 }
 
-impl Handler<RegisterUser> for Auth {
-    type Result = Result<Issued, ApiError>;
-    fn handle(&mut self, msg: RegisterUser, _: &mut Context<Self>) -> Self::Result {
+impl Handler<PrepareRegistration> for Auth {
+    type Result = Result<(String, Vec<String>), ApiError>;
+    fn handle(&mut self, msg: PrepareRegistration, _: &mut Context<Self>) -> Self::Result {
         let user_id = msg
             .user_id
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
@@ -468,17 +465,38 @@ impl Handler<RegisterUser> for Auth {
             }
             _ => self.scopes_for(&user_id, msg.scopes.as_deref())?,
         };
+        Ok((user_id, scopes))
+    }
+}
+
+/// Stores a prepared registration and issues the user's first token.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Issued, ApiError>")]
+pub struct RegisterUser {
+    /// Login name (validated).
+    pub username: String,
+    /// From [`PrepareRegistration`].
+    pub user_id: String,
+    /// From [`PrepareRegistration`].
+    pub scopes: Vec<String>,
+    /// argon2id PHC string.
+    pub password_hash: String,
+}
+
+impl Handler<RegisterUser> for Auth {
+    type Result = Result<Issued, ApiError>;
+    fn handle(&mut self, msg: RegisterUser, _: &mut Context<Self>) -> Self::Result {
         let record = UserRecord {
-            user_id: user_id.clone(),
+            user_id: msg.user_id.clone(),
             username: msg.username.clone(),
             password_hash: msg.password_hash,
-            scopes: scopes.clone(),
+            scopes: msg.scopes.clone(),
             created_at: unix_now(),
         };
         match self.store.insert_user(&record)? {
             Inserted::Ok => {
                 tracing::info!(user = %msg.username, "user registered");
-                self.issue(&user_id, &msg.username, scopes)
+                self.issue(&msg.user_id, &msg.username, msg.scopes)
             }
             Inserted::Conflict => Err(ApiError::Conflict(
                 "username or user_id already taken".into(),

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::actor::{
-    ApiError, Attempt, Auth, CheckAdmin, FindUser, Guest, Limit, LoginOutcome, RegisterUser, Revoke,
+    ApiError, Attempt, Auth, CheckAdmin, FindUser, Guest, Limit, LoginOutcome, PrepareRegistration,
+    RegisterUser, Revoke,
 };
 use super::secret::{burn_password_check, hash_password, verify_password};
 
@@ -168,6 +169,15 @@ async fn register(
             "password must be at least 6 characters (and at most {MAX_PASSWORD} bytes)"
         )));
     }
+    let (user_id, scopes) = ask(
+        auth,
+        PrepareRegistration {
+            user_id: body.user_id,
+            scopes: body.scopes,
+            bearer: bearer(&req),
+        },
+    )
+    .await??;
     let password = body.password;
     let password_hash = blocking(move || hash_password(&password))
         .await?
@@ -176,10 +186,9 @@ async fn register(
         auth,
         RegisterUser {
             username,
-            user_id: body.user_id,
+            user_id,
+            scopes,
             password_hash,
-            scopes: body.scopes,
-            bearer: bearer(&req),
         },
     )
     .await??;
