@@ -153,6 +153,9 @@ pub struct AuthArgs {
     /// Registrations and guest tokens allowed per client address per minute (0 = no limit).
     #[arg(long, default_value_t = 10)]
     pub register_max_attempts: usize,
+    /// Browser origins allowed to call the HTTP API and open WebSockets, comma-separated (default: any, with a warning).
+    #[arg(long, value_delimiter = ',', value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
 }
 
 impl AuthArgs {
@@ -183,6 +186,7 @@ impl AuthArgs {
             login_max_attempts: self.login_max_attempts,
             register_max_attempts: self.register_max_attempts,
             auth_port: self.auth_port,
+            cors_origins: self.cors_origin,
             ..AuthConfig::default()
         }))
     }

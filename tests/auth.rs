@@ -772,3 +772,54 @@ mod tokens {
         assert_eq!(status, 404);
     }
 }
+
+#[tokio::test]
+async fn auth_port_serves_the_api_implies_auth_and_honours_cors_origins() {
+    let dir = temp_dir("auth-port");
+    let port = free_port();
+    let db = dir.join("auth.redb");
+    let relay = Relay::start(&[
+        "--auth-port",
+        &port.to_string(),
+        "--auth-db",
+        db.to_str().expect("utf-8"),
+        "--cors-origin",
+        "http://console.example,http://other.example",
+    ]);
+    // The API answers on the auth port (the relay started it before it listened on its own).
+    let (status, body) =
+        answer(ureq::post(&format!("http://127.0.0.1:{port}/auth/guest")).send_json(json!({})));
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("token").to_string();
+    // --auth-port alone switches authentication on.
+    assert_eq!(code_of(connect(&relay.url(), "").await), 300);
+    connect(&relay.url(), &token)
+        .await
+        .expect("a token from the auth port works");
+
+    let preflight = |origin: &str| {
+        ureq::request("OPTIONS", &format!("http://127.0.0.1:{port}/auth/login"))
+            .set("Origin", origin)
+            .set("Access-Control-Request-Method", "POST")
+            .set("Access-Control-Request-Headers", "content-type")
+            .call()
+    };
+    let allowed =
+        preflight("http://console.example").expect("an allowed origin's preflight succeeds");
+    assert_eq!(
+        allowed.header("Access-Control-Allow-Origin"),
+        Some("http://console.example")
+    );
+    match preflight("http://evil.example") {
+        Ok(r) => assert_eq!(
+            r.header("Access-Control-Allow-Origin"),
+            None,
+            "no grant for another origin"
+        ),
+        Err(ureq::Error::Status(code, r)) => {
+            assert!(code >= 400, "{code}");
+            assert_eq!(r.header("Access-Control-Allow-Origin"), None);
+        }
+        Err(e) => panic!("preflight failed: {e}"),
+    }
+}

@@ -91,14 +91,22 @@ impl Relay {
         };
         let api = AuthApi(router.auth.clone());
         if let Some(port) = config.auth.as_ref().and_then(|a| a.auth_port) {
-            let (addrs, handle) = start_auth_port(&config.host, port, api.clone(), tls.clone())?;
+            let (addrs, handle) = start_auth_port(
+                &config.host,
+                port,
+                api.clone(),
+                tls.clone(),
+                cors_origins(&config),
+            )?;
             auth_addrs = addrs;
             auth_server = Some(handle);
         }
         let app_router = router.clone();
         let bind = format!("{}:{}", config.host, config.port);
+        let origins = cors_origins(&config);
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(crate::auth::http::cors(&origins))
                 .app_data(web::Data::new(app_router.clone()))
                 .app_data(web::Data::new(api.clone()))
                 .configure(crate::auth::http::routes)
@@ -197,16 +205,31 @@ impl Relay {
     }
 }
 
+/// The origins allowed to call the HTTP API from a browser (empty: any).
+fn cors_origins(config: &RelayConfig) -> Vec<String> {
+    let origins = config
+        .auth
+        .as_ref()
+        .map(|a| a.cors_origins.clone())
+        .unwrap_or_default();
+    if config.auth.is_some() && origins.is_empty() {
+        tracing::warn!("no --cors-origin: any web page may call the auth API (list the console's origins to restrict it)");
+    }
+    origins
+}
+
 /// Serves only the auth and registry API on a port of its own (FEATURES AU-1's auth port).
 fn start_auth_port(
     host: &str,
     port: u16,
     api: AuthApi,
     tls: Option<rustls::ServerConfig>,
+    origins: Vec<String>,
 ) -> Result<(Vec<SocketAddr>, actix_web::dev::ServerHandle), RelayError> {
     let bind = format!("{host}:{port}");
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(crate::auth::http::cors(&origins))
             .app_data(web::Data::new(api.clone()))
             .configure(crate::auth::http::routes)
     })

@@ -59,6 +59,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(super::entities_http::routes);
 }
 
+/// CORS for the HTTP API (FEATURES AU-7): only the listed origins when some are given,
+/// otherwise any origin (the relay logs a warning at start when auth is on).
+pub fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::{header, Method};
+    if origins.is_empty() {
+        return actix_cors::Cors::permissive();
+    }
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(3600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
 /// The actor, or 404 when the relay runs open.
 pub(crate) fn actor(api: &AuthApi) -> Result<&Addr<Auth>, ApiError> {
     api.0.as_ref().ok_or_else(|| {
