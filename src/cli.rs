@@ -144,6 +144,9 @@ pub struct AuthArgs {
     /// Longest capability delegation chain accepted.
     #[arg(long, default_value_t = 5)]
     pub cap_max_depth: usize,
+    /// Refuse entity tokens minted more than this many seconds ago (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub entity_token_max_age: u64,
     /// Scopes given to registered users and guests ({userId} is replaced), comma-separated.
     #[arg(long, default_value = "read:/**,write:/**")]
     pub user_scopes: String,
@@ -182,6 +185,8 @@ impl AuthArgs {
             admin_token_file: self.admin_token,
             trust_anchors: self.trust_anchors,
             cap_max_depth: self.cap_max_depth,
+            entity_token_max_age: (self.entity_token_max_age > 0)
+                .then(|| Duration::from_secs(self.entity_token_max_age)),
             user_scopes,
             login_max_attempts: self.login_max_attempts,
             register_max_attempts: self.register_max_attempts,

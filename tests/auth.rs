@@ -595,6 +595,74 @@ mod tokens {
         );
     }
 
+    #[tokio::test]
+    async fn revoking_a_capability_revokes_everything_delegated_from_it() {
+        let root = key(1);
+        let r = cap_relay("cap-revoke", &root);
+        let url = r.relay.url();
+        let parent = CapToken::create(&root, &scopes("read:/**,write:/**"), now() + 3600, None);
+        let child = CapToken::delegate(&parent, &key(2), &scopes("read:/**"), now() + 3600, None)
+            .expect("delegate");
+        let sibling = CapToken::create(&root, &scopes("read:/**"), now() + 3600, None);
+        let live = connect(&url, &child.encode())
+            .await
+            .expect("child connects");
+        let (status, body) = r.post("/auth/revoke", json!({ "token": parent.encode() }), None);
+        assert_eq!(
+            (status, &body["sessions_closed"]),
+            (200, &json!(1)),
+            "{body}"
+        );
+        let start = Instant::now();
+        while live.connected() && start.elapsed() < Duration::from_secs(3) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!live.connected(), "the delegated session is closed");
+        for (token, what) in [
+            (parent.encode(), "this token"),
+            (child.encode(), "an ancestor"),
+        ] {
+            match connect(&url, &token).await {
+                Err(ClientError::Refused { code: 300, message }) => {
+                    assert!(message.contains(what), "{message}")
+                }
+                other => panic!(
+                    "expected 300 for a revoked chain, got {:?}",
+                    other.map(|_| ())
+                ),
+            }
+        }
+        connect(&url, &sibling.encode())
+            .await
+            .expect("an unrelated token of the same root still works");
+        let mut forged = sibling.clone();
+        forged.nonce = "not-signed".into();
+        let (status, body) = r.post("/auth/revoke", json!({ "token": forged.encode() }), None);
+        assert_eq!(
+            status, 400,
+            "only genuinely signed tokens can be revoked: {body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn entity_tokens_past_the_maximum_age_are_expired() {
+        let r = AuthRelay::start("entity-age", &["--entity-token-max-age", "60"]);
+        let device = key(5);
+        let (status, body) = register_entity(
+            &r,
+            &device,
+            json!({"entity_type": "device", "name": "old", "scopes": ["read:/**"]}),
+        );
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_str().expect("id");
+        let stale = EntityToken::mint(&device, id, now() - 120).encode();
+        assert_eq!(code_of(connect(&r.relay.url(), &stale).await), 302);
+        let fresh = EntityToken::mint(&device, id, now()).encode();
+        connect(&r.relay.url(), &fresh)
+            .await
+            .expect("a fresh token connects");
+    }
+
     fn register_entity(r: &AuthRelay, k: &SigningKey, body: Json) -> (u16, Json) {
         let mut body = body;
         body["public_key"] = json!(public_key_hex(&k.verifying_key()));

@@ -113,6 +113,8 @@ pub struct AuthConfig {
     pub trust_anchors: Vec<String>,
     /// Longest capability delegation chain accepted.
     pub cap_max_depth: usize,
+    /// Entity tokens older than this are refused as expired (`None`: no limit).
+    pub entity_token_max_age: Option<Duration>,
     /// Scopes issued on register, login and guest; `{userId}` is replaced by the user id.
     pub user_scopes: Vec<String>,
     /// Failed logins allowed per client address and per username in `rate_window`.
@@ -135,6 +137,7 @@ impl Default for AuthConfig {
             admin_token_file: None,
             trust_anchors: Vec::new(),
             cap_max_depth: 5,
+            entity_token_max_age: None,
             user_scopes: vec!["read:/**".into(), "write:/**".into()],
             login_max_attempts: 5,
             register_max_attempts: 10,

@@ -207,9 +207,9 @@ impl Auth {
             self.track(hex::encode(hash), &grant);
             return Ok(grant);
         }
-        let (grant, revocation_key) = self.validators.validate(token, &self.store)?;
+        let (grant, revocation_keys) = self.validators.validate(token, &self.store)?;
         let grant = Arc::new(grant);
-        if let Some(key) = revocation_key {
+        for key in revocation_keys {
             self.track(key, &grant);
         }
         Ok(grant)
@@ -546,12 +546,43 @@ pub struct Revoke {
 impl Handler<Revoke> for Auth {
     type Result = Result<usize, ApiError>;
     fn handle(&mut self, msg: Revoke, _: &mut Context<Self>) -> Self::Result {
+        if msg.token.starts_with("cap_") {
+            return self.revoke_capability(&msg.token);
+        }
+        if msg.token.starts_with("ent_") {
+            return Err(ApiError::BadRequest(
+                "entity tokens are revoked through the registry: PUT /api/entities/{id}/status"
+                    .into(),
+            ));
+        }
         let hash = token_hash(&msg.token);
         if !self.store.remove_token(&hash)? {
             return Err(ApiError::NotFound("token not found".into()));
         }
         let closed = self.revoke_live(&hex::encode(hash));
         tracing::info!(sessions = closed, "token revoked");
+        Ok(closed)
+    }
+}
+
+impl Auth {
+    /// Revokes a capability token and, through its nonce in their proofs, every token
+    /// delegated from it. Only a genuinely signed token can be revoked (expired is fine), so
+    /// nobody can fill the table with made-up nonces.
+    fn revoke_capability(&mut self, token: &str) -> Result<usize, ApiError> {
+        let decoded =
+            super::cap::CapToken::decode(token).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&decoded.issuer)
+            .map_err(|_| ApiError::BadRequest("issuer is not an Ed25519 key".into()))?;
+        let signature = ed25519_dalek::Signature::from_bytes(&decoded.signature);
+        key.verify_strict(&decoded.signable_bytes(), &signature)
+            .map_err(|_| {
+                ApiError::BadRequest("capability token signature does not verify".into())
+            })?;
+        self.store
+            .revoke_nonce(&decoded.nonce, decoded.expires_at)?;
+        let closed = self.revoke_live(&format!("cap:{}", decoded.nonce));
+        tracing::info!(sessions = closed, "capability revoked");
         Ok(closed)
     }
 }

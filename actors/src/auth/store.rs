@@ -15,6 +15,8 @@ const USER_IDS: TableDefinition<&str, &str> = TableDefinition::new("user_ids");
 const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
 /// entity id → [`EntityRecord`].
 const ENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entities");
+/// nonce of a revoked capability token → its expiry (after which the entry can go).
+const REVOKED_CAPS: TableDefinition<&str, u64> = TableDefinition::new("revoked_caps");
 
 /// Why the auth database failed. Every variant is an operator-facing I/O or corruption problem.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +143,7 @@ impl AuthStore {
         tx.open_table(USER_IDS)?;
         tx.open_table(TOKENS)?;
         tx.open_table(ENTITIES)?;
+        tx.open_table(REVOKED_CAPS)?;
         tx.commit()?;
         Ok(Self { db })
     }
@@ -220,10 +223,41 @@ impl AuthStore {
             for k in &dead {
                 tokens.remove(k.as_slice())?;
             }
-            dead.len()
+            let mut caps = tx.open_table(REVOKED_CAPS)?;
+            let mut gone = Vec::new();
+            for entry in caps.iter()? {
+                let (k, v) = entry?;
+                if v.value() < now {
+                    gone.push(k.value().to_string());
+                }
+            }
+            for k in &gone {
+                caps.remove(k.as_str())?;
+            }
+            dead.len() + gone.len()
         };
         tx.commit()?;
         Ok(removed)
+    }
+
+    /// Records a capability token's nonce as revoked until `expires_at`.
+    pub fn revoke_nonce(&self, nonce: &str, expires_at: u64) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(REVOKED_CAPS)?.insert(nonce, expires_at)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The first of `nonces` that was revoked, if any.
+    pub fn revoked_nonce<'a>(&self, nonces: &[&'a str]) -> Result<Option<&'a str>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(REVOKED_CAPS)?;
+        for n in nonces {
+            if table.get(*n)?.is_some() {
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
     }
 
     /// Adds an entity unless its id is taken.
@@ -360,6 +394,12 @@ mod tests {
         );
         assert_eq!(store.entities(0, 10).expect("list").len(), 1);
         assert_eq!(store.purge_expired_tokens(101).expect("purge"), 1);
+        store.revoke_nonce("n1", 500).expect("revoke");
+        assert_eq!(
+            store.revoked_nonce(&["n0", "n1"]).expect("read"),
+            Some("n1")
+        );
+        assert_eq!(store.revoked_nonce(&["n0"]).expect("read"), None);
         assert_eq!(store.token(&hash).expect("read"), None);
         assert!(store.remove_entity("clasp:abc").expect("remove"));
         assert!(!store.remove_entity("clasp:abc").expect("remove"));

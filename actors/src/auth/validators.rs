@@ -3,7 +3,7 @@
 //! registry.
 
 use super::actor::AuthStartError;
-use super::cap::CapValidator;
+use super::cap::{CapToken, CapValidator};
 use super::entity_token::EntityToken;
 use super::grant::{unix_now, Denial, Grant, TokenKind};
 use super::keys::{parse_trust_anchor_arg, public_key_hex};
@@ -14,11 +14,13 @@ use crate::config::AuthConfig;
 /// Capability and entity validation.
 pub struct Validators {
     caps: Option<CapValidator>,
+    /// Entity tokens older than this many seconds are expired (`None`: they never expire).
+    entity_max_age: Option<u64>,
 }
 
-/// What revokes a grant early: `None` for capability tokens (they live until they expire),
-/// the entity id for entity tokens.
-pub type RevocationKey = Option<String>;
+/// The keys under which a grant is filed for early revocation: `cap:<nonce>` of the token and
+/// of each ancestor (revoking a parent revokes its whole subtree), or the entity id.
+pub type RevocationKeys = Vec<String>;
 
 impl Validators {
     /// Loads the trust anchors (files or hex keys); capability tokens are refused without any.
@@ -32,7 +34,10 @@ impl Validators {
         }
         let caps = (!anchors.is_empty())
             .then(|| CapValidator::new(anchors).with_max_depth(config.cap_max_depth));
-        Ok(Self { caps })
+        Ok(Self {
+            caps,
+            entity_max_age: config.entity_token_max_age.map(|d| d.as_secs()),
+        })
     }
 
     /// The public keys capability chains must start at.
@@ -48,7 +53,7 @@ impl Validators {
         &self,
         token: &str,
         store: &AuthStore,
-    ) -> Result<(Grant, RevocationKey), Denial> {
+    ) -> Result<(Grant, RevocationKeys), Denial> {
         if token.starts_with("cap_") {
             let caps = self.caps.as_ref().ok_or_else(|| {
                 Denial::Invalid("capability tokens are not accepted (no --trust-anchor)".into())
@@ -60,13 +65,29 @@ impl Validators {
                     Denial::Invalid(e.to_string())
                 }
             })?;
+            let decoded = CapToken::decode(token).map_err(|e| Denial::Invalid(e.to_string()))?;
+            let nonces: Vec<&str> = std::iter::once(decoded.nonce.as_str())
+                .chain(decoded.proofs.iter().filter_map(|p| p.nonce.as_deref()))
+                .collect();
+            if let Some(n) = store
+                .revoked_nonce(&nonces)
+                .map_err(|e| Denial::Unavailable(e.to_string()))?
+            {
+                let whose = if n == decoded.nonce {
+                    "this token"
+                } else {
+                    "an ancestor"
+                };
+                return Err(Denial::Invalid(format!("capability revoked ({whose})")));
+            }
+            let keys = nonces.iter().map(|n| format!("cap:{n}")).collect();
             let grant = Grant::new(
                 grant.subject,
                 TokenKind::Capability,
                 grant.scopes,
                 Some(grant.expires_at),
             );
-            return Ok((grant, None));
+            return Ok((grant, keys));
         }
         if token.starts_with("ent_") {
             let parsed = EntityToken::parse(token).map_err(|e| Denial::Invalid(e.to_string()))?;
@@ -88,13 +109,18 @@ impl Validators {
             parsed
                 .verify(&key)
                 .map_err(|e| Denial::Invalid(e.to_string()))?;
+            if let Some(max) = self.entity_max_age {
+                if unix_now().saturating_sub(parsed.timestamp) > max {
+                    return Err(Denial::Expired);
+                }
+            }
             let grant = Grant::new(
                 entity.id.clone(),
                 TokenKind::Entity,
                 entity_scopes(&entity),
                 None,
             );
-            return Ok((grant, Some(entity.id)));
+            return Ok((grant, vec![entity.id]));
         }
         Err(Denial::Invalid("no validator accepted the token".into()))
     }
