@@ -663,6 +663,70 @@ mod tokens {
             .expect("a fresh token connects");
     }
 
+    /// `clasp token entity keygen`, registration over REST, `clasp token entity mint`.
+    fn cli_entity_token(r: &AuthRelay, name: &str, scopes: &[&str]) -> String {
+        let file = r.dir.join(format!("{name}.key"));
+        let clasp = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_clasp"))
+                .args(args)
+                .output()
+                .expect("runs clasp");
+            assert!(
+                out.status.success(),
+                "clasp {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).expect("utf-8")
+        };
+        let path = file.to_str().expect("utf-8");
+        let printed = clasp(&[
+            "token", "entity", "keygen", "-o", path, "-n", name, "-t", "device",
+        ]);
+        let public_key = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("public_key:"))
+            .map(str::trim)
+            .expect("keygen prints the public key")
+            .to_string();
+        let (status, body) = r.post(
+            "/api/entities",
+            json!({"entity_type": "device", "name": name, "public_key": public_key, "scopes": scopes}),
+            Some(&r.admin),
+        );
+        assert_eq!(status, 201, "{body}");
+        clasp(&["token", "entity", "mint", "-k", path])
+            .trim()
+            .to_string()
+    }
+
+    #[test]
+    fn official_js_client_with_entity_tokens_minted_by_the_cli() {
+        require_js_client();
+        let r = AuthRelay::start("entity-js", &[]);
+        let full = cli_entity_token(&r, "desk", &["read:/**", "write:/**"]);
+        let limited = cli_entity_token(
+            &r,
+            "fader",
+            &[
+                "read:/pub/**",
+                "write:/app/**",
+                "write:/sync/**",
+                "write:/alive/**",
+            ],
+        );
+        assert!(full.starts_with("ent_") && limited.starts_with("ent_"));
+        let mut cmd = node();
+        cmd.arg(conformance_dir().join("js/auth.mjs"))
+            .arg(r.relay.url())
+            .env("CLASP_TOKEN", full)
+            .env("CLASP_TOKEN_LIMITED", limited);
+        run_ok(
+            cmd,
+            Duration::from_secs(60),
+            "node js/auth.mjs with ent_ tokens",
+        );
+    }
+
     fn register_entity(r: &AuthRelay, k: &SigningKey, body: Json) -> (u16, Json) {
         let mut body = body;
         body["public_key"] = json!(public_key_hex(&k.verifying_key()));
