@@ -20,6 +20,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a relay: the router official CLASP clients connect to over WebSocket.

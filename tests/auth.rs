@@ -935,6 +935,7 @@ async fn auth_port_serves_the_api_implies_auth_and_honours_cors_origins() {
             .set("Access-Control-Request-Method", "POST")
             .set("Access-Control-Request-Headers", "content-type")
             .call()
+            .map_err(Box::new)
     };
     let allowed =
         preflight("http://console.example").expect("an allowed origin's preflight succeeds");
@@ -942,7 +943,7 @@ async fn auth_port_serves_the_api_implies_auth_and_honours_cors_origins() {
         allowed.header("Access-Control-Allow-Origin"),
         Some("http://console.example")
     );
-    match preflight("http://evil.example") {
+    match preflight("http://evil.example").map_err(|e| *e) {
         Ok(r) => assert_eq!(
             r.header("Access-Control-Allow-Origin"),
             None,
