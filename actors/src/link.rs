@@ -71,7 +71,10 @@ impl RouterLink {
             sets: HashMap::new(),
         }
         .start();
-        RouterLink::Local(LocalLink { endpoint })
+        RouterLink::Local(LocalLink {
+            endpoint,
+            router: router.clone(),
+        })
     }
 
     /// A link over WebSocket through a connected client.
@@ -85,16 +88,63 @@ impl RouterLink {
         address: &str,
         value: impl Into<clasp_proto::Value>,
     ) -> Result<u64, ClientError> {
+        self.write(None, address, value.into()).await
+    }
+
+    /// Writes a param recorded under the writer id `writer` instead of the link's own, so
+    /// one link can act for several writers (the rules engine writes as `rule:<id>`).
+    /// Over WebSocket the relay records the client's session id: `writer` is not sent.
+    pub async fn set_as(
+        &self,
+        writer: &str,
+        address: &str,
+        value: impl Into<clasp_proto::Value>,
+    ) -> Result<u64, ClientError> {
+        self.write(Some(Arc::from(writer)), address, value.into())
+            .await
+    }
+
+    async fn write(
+        &self,
+        writer: Option<Arc<str>>,
+        address: &str,
+        value: clasp_proto::Value,
+    ) -> Result<u64, ClientError> {
         match self {
             RouterLink::Remote(c) => c.set(address, value).await,
             RouterLink::Local(l) => {
-                let set = Set::new(Address::parse(address)?, value.into());
+                let set = Set::new(Address::parse(address)?, value);
                 let (tx, rx) = oneshot::channel();
                 l.endpoint
-                    .send(LinkSet { set, reply: tx })
+                    .send(LinkSet {
+                        set,
+                        writer,
+                        reply: tx,
+                    })
                     .await
                     .map_err(|_| ClientError::Closed)?;
                 rx.await.map_err(|_| ClientError::Closed)?
+            }
+        }
+    }
+
+    /// The current value of a param, `None` if it does not exist.
+    pub async fn get(&self, address: &str) -> Result<Option<clasp_proto::Value>, ClientError> {
+        match self {
+            // The relay answers nothing for an unknown address: the client times out.
+            RouterLink::Remote(c) => match c.get(address).await {
+                Ok(p) => Ok(Some(p.value)),
+                Err(ClientError::Timeout(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            RouterLink::Local(l) => {
+                let address = Address::parse(address)?;
+                let shard = l.router.shard_for(address.as_str()).clone();
+                let param = shard
+                    .send(ShardGet { address })
+                    .await
+                    .map_err(|_| ClientError::Closed)?;
+                Ok(param.map(|p| p.value))
             }
         }
     }
@@ -134,6 +184,21 @@ impl RouterLink {
 
     /// Subscribes to everything matching `pattern` (current params first).
     pub async fn subscribe(&self, pattern: &str) -> Result<LinkSubscription, ClientError> {
+        self.subscribe_with(pattern, true).await
+    }
+
+    /// Subscribes to changes only: no current params first, so every update is a live
+    /// write or publish (what a reactive consumer like the rules engine needs). Over
+    /// WebSocket the current params still come first.
+    pub async fn subscribe_live(&self, pattern: &str) -> Result<LinkSubscription, ClientError> {
+        self.subscribe_with(pattern, false).await
+    }
+
+    async fn subscribe_with(
+        &self,
+        pattern: &str,
+        snapshot: bool,
+    ) -> Result<LinkSubscription, ClientError> {
         match self {
             RouterLink::Remote(c) => Ok(LinkSubscription {
                 inner: LinkSubInner::Remote(c.subscribe(pattern).await?),
@@ -143,7 +208,11 @@ impl RouterLink {
                 let (tx, rx) = mpsc::channel(4096);
                 let id = l
                     .endpoint
-                    .send(LinkSubscribe { pattern, sink: tx })
+                    .send(LinkSubscribe {
+                        pattern,
+                        sink: tx,
+                        snapshot,
+                    })
                     .await
                     .map_err(|_| ClientError::Closed)?;
                 Ok(LinkSubscription {
@@ -162,6 +231,7 @@ impl RouterLink {
 #[derive(Clone)]
 pub struct LocalLink {
     endpoint: Addr<LinkEndpoint>,
+    router: Router,
 }
 
 /// The endpoint actor: to the shards it looks like a session.
@@ -201,6 +271,8 @@ impl Actor for LinkEndpoint {
 #[rtype(result = "()")]
 struct LinkSet {
     set: Set,
+    /// Writer id for this write; `None`: the link's own.
+    writer: Option<Arc<str>>,
     reply: oneshot::Sender<Result<u64, ClientError>>,
 }
 
@@ -215,6 +287,7 @@ struct LinkPublish {
 struct LinkSubscribe {
     pattern: Pattern,
     sink: mpsc::Sender<Update>,
+    snapshot: bool,
 }
 
 #[derive(Message)]
@@ -226,7 +299,13 @@ struct LinkUnsubscribe {
 impl Handler<LinkSet> for LinkEndpoint {
     type Result = ();
     fn handle(&mut self, msg: LinkSet, _: &mut Context<Self>) {
-        let Some(me) = self.me.clone() else { return };
+        let Some(mut me) = self.me.clone() else {
+            return;
+        };
+        if let Some(writer) = msg.writer {
+            // Same mailbox and key: only the id the shard records as writer differs.
+            me.id = writer;
+        }
         self.sets
             .entry(msg.set.address.to_string())
             .or_default()
@@ -266,7 +345,7 @@ impl Handler<LinkSubscribe> for LinkEndpoint {
                     id,
                     pattern: msg.pattern.clone(),
                     types: TypeMask::ALL,
-                    snapshot: true,
+                    snapshot: msg.snapshot,
                     history: None,
                 });
             }
