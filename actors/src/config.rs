@@ -89,6 +89,8 @@ pub struct RelayConfig {
     pub auth: Option<AuthConfig>,
     /// Certificate and key (PEM) for `wss://` and `https://` on the same port.
     pub tls: Option<TlsFiles>,
+    /// App config (`--app-config`): write rules, visibility and redaction enforced by sessions.
+    pub app_config: Option<std::sync::Arc<crate::appconfig::AppConfig>>,
 }
 
 /// PEM files of the relay's TLS identity.
@@ -168,6 +170,7 @@ impl Default for RelayConfig {
             gesture_flush: Duration::from_millis(16),
             auth: None,
             tls: None,
+            app_config: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! state and subscriptions, and the supervision that keeps them running. See
 //! `docs/architecture.md` for the actor tree and the path of one SET.
 
+pub mod appconfig;
 pub mod auth;
 pub mod client;
 pub mod clock;
