@@ -15,6 +15,14 @@ use crate::health::{ActorTable, Counters};
 use crate::messages::SessionKey;
 use crate::shard::Shard;
 
+/// The shard (of `count`) owning `address` under `hasher`: its first segment decides. Also
+/// used before the router exists, to hand recovered params to the right shards.
+pub fn shard_of(hasher: &impl BuildHasher, count: usize, address: &str) -> usize {
+    let first = address.strip_prefix('/').unwrap_or(address);
+    let namespace = first.split('/').next().unwrap_or("");
+    (hasher.hash_one(namespace) % count.max(1) as u64) as usize
+}
+
 /// Asks a session to close (shutdown drain).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
@@ -44,6 +52,8 @@ pub struct Router {
     pub started: Instant,
     /// Token validation; `None` when the relay runs open.
     pub auth: Option<Addr<crate::auth::Auth>>,
+    /// The journal, when the relay keeps one (REPLAY, durable bundle ACKs).
+    pub journal: Option<Addr<crate::journal::Journal>>,
 }
 
 /// A live session as the registry knows it.
@@ -64,11 +74,12 @@ impl Router {
         shards: Vec<Addr<Shard>>,
         param_count: Arc<AtomicUsize>,
         actors: ActorTable,
+        hasher: std::collections::hash_map::RandomState,
     ) -> Self {
         Self {
             config,
             shards: shards.into(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher,
             sessions: Arc::default(),
             next_key: Arc::new(AtomicU64::new(1)),
             next_bundle: Arc::new(AtomicU64::new(1)),
@@ -79,7 +90,14 @@ impl Router {
             draining: Arc::default(),
             started: Instant::now(),
             auth: None,
+            journal: None,
         }
+    }
+
+    /// The same router, logging to `journal`.
+    pub fn with_journal(mut self, journal: Option<Addr<crate::journal::Journal>>) -> Self {
+        self.journal = journal;
+        self
     }
 
     /// The same router, requiring tokens validated by `auth`.
@@ -99,9 +117,7 @@ impl Router {
 
     /// Index of the shard owning `address`: chosen by its first segment.
     pub fn shard_index(&self, address: &str) -> usize {
-        let first = address.strip_prefix('/').unwrap_or(address);
-        let namespace = first.split('/').next().unwrap_or("");
-        self.index_of(namespace)
+        shard_of(&self.hasher, self.shards.len(), address)
     }
 
     /// The shard owning `address`.

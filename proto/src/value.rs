@@ -27,6 +27,7 @@ pub mod code {
 /// [`Value::Float`]) and are always written back in the canonical codes 0x05 and 0x07, as the
 /// reference router does; clients only ever see the canonical codes.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Value {
     /// 0x00.
     #[default]

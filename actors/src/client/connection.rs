@@ -530,8 +530,8 @@ impl Connection {
 
     fn on_message(&mut self, message: Message) {
         match message {
-            Message::Set(set) => self.dispatch(Update::from_set(set)),
-            Message::Publish(p) => self.dispatch(Update::from_publish(p)),
+            Message::Set(set) => self.dispatch(Update::from_set(set), true),
+            Message::Publish(p) => self.dispatch(Update::from_publish(p), true),
             Message::Snapshot(s) => {
                 for param in s.params {
                     if let Some(waiting) = self.gets.remove(param.address.as_str()) {
@@ -539,10 +539,24 @@ impl Connection {
                             let _ = reply.send(Ok(param.clone()));
                         }
                     }
-                    self.dispatch(Update::from_param(param));
+                    self.dispatch(Update::from_param(param), false);
                 }
             }
             Message::Ack(ack) => match ack.address {
+                // The relay's end-of-replay marker: an ACK naming the replayed pattern.
+                Some(address)
+                    if !self.sets.contains_key(&address)
+                        && self.replays.iter().any(|r| r.pattern.as_str() == address) =>
+                {
+                    if let Some(i) = self
+                        .replays
+                        .iter()
+                        .position(|r| r.pattern.as_str() == address)
+                    {
+                        let r = self.replays.remove(i);
+                        let _ = r.reply.send(Ok(r.got));
+                    }
+                }
                 Some(address) => {
                     if let Some((set, reply)) =
                         self.sets.get_mut(&address).and_then(VecDeque::pop_front)
@@ -625,9 +639,11 @@ impl Connection {
         tracing::warn!(code = e.code, message = %e.message, address = ?e.address, "relay error");
     }
 
-    fn dispatch(&mut self, update: Update) {
+    /// Hands an update to the matching subscriptions; `replayable` ones (SET and PUBLISH
+    /// frames, which is how the relay replays) also go to pending replays, snapshots do not.
+    fn dispatch(&mut self, update: Update, replayable: bool) {
         let now = Instant::now();
-        for r in &mut self.replays {
+        for r in self.replays.iter_mut().filter(|_| replayable) {
             if r.pattern.matches(update.address.as_str()) {
                 r.got.push(update.clone());
                 r.last = now;

@@ -470,12 +470,25 @@ impl Client {
         to: Option<u64>,
         limit: Option<u32>,
     ) -> Result<Vec<Update>, ClientError> {
+        self.replay_types(pattern, from, to, limit, TypeMask::ALL)
+            .await
+    }
+
+    /// [`Client::replay`] of only the signal types in `types`.
+    pub async fn replay_types(
+        &self,
+        pattern: &str,
+        from: Option<u64>,
+        to: Option<u64>,
+        limit: Option<u32>,
+        types: TypeMask,
+    ) -> Result<Vec<Update>, ClientError> {
         let replay = clasp_proto::Replay {
             pattern: Pattern::compile(pattern)?,
             from,
             to,
             limit,
-            types: TypeMask::ALL,
+            types,
         };
         self.request(|reply| Command::Replay { replay, reply })
             .await

@@ -16,16 +16,18 @@ use clasp_proto::{
     Message, Payload, Publish, QoS, QueryResult, Set, SignalDef, SignalInfo, SignalType,
 };
 
-pub use store::{Applied, ParamStore, SetError, StoreLimits};
+pub use store::{Applied, ParamStore, PersistedParam, PersistedTtl, SetError, StoreLimits};
 pub use subs::{SubKey, Subscriptions};
 
 use crate::clock::now_micros;
 use crate::config::RelayConfig;
 use crate::health::{ActorState, ActorTable};
+use crate::journal::{Append, Body, Entry, Journal};
 use crate::messages::*;
 
 /// Frame header the router uses for SET broadcasts (§3.6: `0x41`).
-const SET_HEADER: FrameHeader = FrameHeader::new(QoS::Confirm);
+/// Header of SET broadcasts (QoS Confirm, as the official clients send them).
+pub const SET_HEADER: FrameHeader = FrameHeader::new(QoS::Confirm);
 /// Header for replies (WELCOME, SNAPSHOT, ACK, ERROR, ...: `0x01`).
 pub const REPLY_HEADER: FrameHeader = FrameHeader::new(QoS::Fire);
 /// Open gestures with no traffic for this long are forgotten.
@@ -83,6 +85,10 @@ pub struct Shard {
     prepared: HashMap<u64, Prepared>,
     parked: VecDeque<ShardSet>,
     actors: ActorTable,
+    /// Where accepted changes are logged, when the relay has a journal.
+    journal: Option<Addr<Journal>>,
+    /// State recovered at start, loaded when the actor starts.
+    restored: Vec<PersistedParam>,
 }
 
 impl Shard {
@@ -104,6 +110,62 @@ impl Shard {
             prepared: HashMap::new(),
             parked: VecDeque::new(),
             actors,
+            journal: None,
+            restored: Vec::new(),
+        }
+    }
+
+    /// Logs accepted changes to `journal`; ACKs then wait until their entry is durable.
+    pub fn with_journal(mut self, journal: Option<Addr<Journal>>) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// State to load when the shard starts (recovered from a snapshot and the journal).
+    pub fn with_restored(mut self, params: Vec<PersistedParam>) -> Self {
+        self.restored = params;
+        self
+    }
+
+    /// Hands an accepted SET to the journal, or, without one, sends its ACK at once.
+    fn record_set(&self, echo: &Set, writer: &str, ack: Option<(&Recipient<Deliver>, Message)>) {
+        let Some(journal) = &self.journal else {
+            if let Some((to, message)) = ack {
+                reply(to, &message);
+            }
+            return;
+        };
+        let entry = Entry {
+            timestamp: now_micros(),
+            author: writer.to_string(),
+            address: echo.address.to_string(),
+            body: Body::Set {
+                value: echo.value.clone(),
+                revision: echo.revision.unwrap_or(0),
+            },
+        };
+        let ack = ack.and_then(|(to, m)| reply_frame(&m).map(|f| (to.clone(), f)));
+        journal.do_send(Append { entry, ack });
+    }
+
+    /// Hands an accepted PUBLISH to the journal, as the frame subscribers receive.
+    fn record_publish(&self, publish: &Publish, writer: &str) {
+        let Some(journal) = &self.journal else { return };
+        let header = FrameHeader::new(publish_qos(publish.signal));
+        match encode_frame(&header, &Message::Publish(publish.clone())) {
+            Ok(frame) => journal.do_send(Append {
+                entry: Entry {
+                    timestamp: now_micros(),
+                    author: writer.to_string(),
+                    address: publish.address.to_string(),
+                    body: Body::Publish {
+                        signal: publish.signal as u8,
+                        frame,
+                    },
+                },
+                ack: None,
+            }),
+            Err(e) => tracing::error!(error = %e, "PUBLISH for the journal does not encode"),
         }
     }
 
@@ -130,15 +192,16 @@ impl Shard {
         ) {
             Ok(applied) => {
                 let revision = applied.echo.revision;
-                self.broadcast_set(applied.echo);
-                if msg.ack {
+                let ack = msg.ack.then(|| {
                     let ack = Ack {
                         address: Some(msg.set.address.to_string()),
                         revision,
                         ..Ack::default()
                     };
-                    reply(&msg.origin.recipient, &Message::Ack(ack));
-                }
+                    (&msg.origin.recipient, Message::Ack(ack))
+                });
+                self.record_set(&applied.echo, &msg.origin.id, ack);
+                self.broadcast_set(applied.echo);
             }
             Err(e) => {
                 reply(
@@ -310,6 +373,7 @@ impl Shard {
             ) {
                 Ok(applied) => {
                     last = applied.echo.revision;
+                    self.record_set(&applied.echo, &prepared.origin.id, None);
                     self.broadcast_set(applied.echo);
                 }
                 Err(e) => tracing::error!(error = %e, "prepared SET failed at commit"),
@@ -332,10 +396,27 @@ impl Actor for Shard {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
+        if !self.restored.is_empty() {
+            let params = std::mem::take(&mut self.restored);
+            let n = self.store.restore(params, now_micros(), Instant::now());
+            tracing::debug!(shard = %self.name, params = n, "state restored");
+        }
         ctx.run_interval(Duration::from_secs(1), |shard, _| shard.expire());
         ctx.run_interval(self.config.gesture_flush, |shard, _| shard.flush_gestures());
         self.actors.set(&self.name, ActorState::Running);
         tracing::debug!(shard = %self.name, "started");
+    }
+}
+
+/// Every param of the shard, for a snapshot.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<PersistedParam>")]
+pub struct ExportParams;
+
+impl Handler<ExportParams> for Shard {
+    type Result = MessageResult<ExportParams>;
+    fn handle(&mut self, _: ExportParams, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.store.export(now_micros(), Instant::now()))
     }
 }
 
@@ -357,6 +438,7 @@ impl Handler<ShardSet> for Shard {
 impl Handler<ShardPublish> for Shard {
     type Result = ();
     fn handle(&mut self, msg: ShardPublish, _: &mut Context<Self>) {
+        self.record_publish(&msg.publish, &msg.origin.id);
         self.publish(msg.origin.key, msg.publish);
     }
 }

@@ -61,6 +61,58 @@ impl SetError {
     }
 }
 
+/// A param as snapshots and the journal keep it (postcard-encoded).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PersistedParam {
+    /// Address.
+    pub address: String,
+    /// Value.
+    pub value: Value,
+    /// Revision, which keeps growing across restarts.
+    pub revision: u64,
+    /// Session id of the last writer.
+    pub writer: String,
+    /// Router-clock µs of the last write.
+    pub timestamp: u64,
+    /// Lifetime rule set by a SET, if any.
+    pub ttl: Option<PersistedTtl>,
+    /// Router-clock µs the TTL counts from.
+    pub ttl_anchor_us: u64,
+    /// Lock holder when the snapshot was taken (informational; not restored).
+    pub lock: Option<String>,
+}
+
+/// [`Ttl`] in a stable, serialisable form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum PersistedTtl {
+    /// No expiry.
+    Never,
+    /// Seconds since the last use.
+    Sliding(u32),
+    /// Seconds since the last write.
+    Absolute(u32),
+}
+
+impl From<Ttl> for PersistedTtl {
+    fn from(t: Ttl) -> Self {
+        match t {
+            Ttl::Never => Self::Never,
+            Ttl::Sliding(s) => Self::Sliding(s),
+            Ttl::Absolute(s) => Self::Absolute(s),
+        }
+    }
+}
+
+impl From<PersistedTtl> for Ttl {
+    fn from(t: PersistedTtl) -> Self {
+        match t {
+            PersistedTtl::Never => Self::Never,
+            PersistedTtl::Sliding(s) => Self::Sliding(s),
+            PersistedTtl::Absolute(s) => Self::Absolute(s),
+        }
+    }
+}
+
 /// Store-wide limits shared by all shards.
 #[derive(Debug, Clone)]
 pub struct StoreLimits {
@@ -402,6 +454,72 @@ impl ParamStore {
             }
         }
         n
+    }
+
+    /// Every param as a record that outlives the process (for snapshots). TTL anchors are
+    /// turned into router-clock µs so they survive the restart too.
+    pub fn export(&self, now_us: u64, now: Instant) -> Vec<PersistedParam> {
+        self.params
+            .iter()
+            .map(|(address, p)| PersistedParam {
+                address: address.to_string(),
+                value: p.value.clone(),
+                revision: p.revision,
+                writer: p.writer.to_string(),
+                timestamp: p.timestamp,
+                ttl: p.ttl.map(PersistedTtl::from),
+                ttl_anchor_us: now_us
+                    .saturating_sub(now.duration_since(p.ttl_anchor).as_micros() as u64),
+                lock: p.lock.as_ref().map(|l| l.to_string()),
+            })
+            .collect()
+    }
+
+    /// Loads params recovered at start. A record replaces what the store holds only when its
+    /// revision is newer, so a snapshot and a journal tail can be applied in any order.
+    /// Locks are not restored: every session ended with the process, and locks are released
+    /// when their holder goes, as at a disconnect.
+    pub fn restore(&mut self, params: Vec<PersistedParam>, now_us: u64, now: Instant) -> usize {
+        let mut restored = 0;
+        for r in params {
+            let Ok(address) = Address::parse(&r.address) else {
+                tracing::warn!(address = %r.address, "recovered param with an invalid address skipped");
+                continue;
+            };
+            if self
+                .params
+                .get(&address)
+                .is_some_and(|p| p.revision >= r.revision)
+            {
+                continue;
+            }
+            let age = Duration::from_micros(now_us.saturating_sub(r.ttl_anchor_us));
+            let anchor = now.checked_sub(age).unwrap_or(now);
+            let seq = self.next_seq();
+            let param = Param {
+                value: r.value,
+                revision: r.revision,
+                writer: Arc::from(r.writer),
+                timestamp: r.timestamp,
+                ttl: r.ttl.map(Ttl::from),
+                ttl_anchor: anchor,
+                last_use: now,
+                lock: None,
+                created: seq,
+                used: seq,
+                history: std::collections::VecDeque::new(),
+            };
+            if let Some(old) = self.params.insert(address.clone(), param) {
+                self.by_age.remove(&old.created);
+                self.by_use.remove(&old.used);
+            } else {
+                self.limits.total.fetch_add(1, Ordering::Relaxed);
+            }
+            self.by_age.insert(seq, address.clone());
+            self.by_use.insert(seq, address);
+            restored += 1;
+        }
+        restored
     }
 
     /// Removes expired params and returns their addresses. A param's own TTL wins over the
