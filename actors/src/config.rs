@@ -89,6 +89,10 @@ pub struct RelayConfig {
     pub auth: Option<AuthConfig>,
     /// Certificate and key (PEM) for `wss://` and `https://` on the same port.
     pub tls: Option<TlsFiles>,
+    /// Rules file (`--rules`): reactive automation run by the `Rules` actor.
+    pub rules: Option<PathBuf>,
+    /// Longest chain of rules triggering rules before it is halted (`--rules-max-chain`).
+    pub rules_max_chain: usize,
     /// App config (`--app-config`): write rules, visibility and redaction enforced by sessions.
     pub app_config: Option<std::sync::Arc<crate::appconfig::AppConfig>>,
 }
@@ -170,6 +174,8 @@ impl Default for RelayConfig {
             gesture_flush: Duration::from_millis(16),
             auth: None,
             tls: None,
+            rules: None,
+            rules_max_chain: 8,
             app_config: None,
         }
     }

@@ -13,6 +13,7 @@ pub mod listener;
 pub mod messages;
 pub mod relay;
 pub mod router;
+pub mod rules;
 pub mod session;
 pub mod shard;
 pub mod tls;
