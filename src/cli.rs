@@ -112,6 +112,12 @@ pub struct RelayArgs {
         env = "CLASP_TLS_KEY"
     )]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Rules file (JSON): triggers, conditions and actions run by the relay (docs/rules.md). Reloaded on SIGHUP and POST /api/v1/rules/reload.
+    #[arg(long, value_name = "FILE", env = "CLASP_RULES")]
+    pub rules: Option<std::path::PathBuf>,
+    /// Longest chain of rules triggering rules (A sets what B watches...) before it is halted as a loop.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub rules_max_chain: u64,
     /// Authentication settings.
     #[command(flatten)]
     pub auth: AuthArgs,
@@ -233,6 +239,8 @@ impl RelayArgs {
             drain_timeout: Duration::from_secs(self.drain_timeout),
             strategies,
             auth: self.auth.into_config()?,
+            rules: self.rules,
+            rules_max_chain: self.rules_max_chain as usize,
             tls: match (self.tls_cert, self.tls_key) {
                 (Some(cert), Some(key)) => Some(clasp_actors::TlsFiles { cert, key }),
                 _ => None,

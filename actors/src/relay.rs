@@ -36,6 +36,9 @@ pub enum RelayError {
     /// Authentication could not start (database, admin token, trust anchors).
     #[error("auth: {0}")]
     Auth(#[from] crate::auth::actor::AuthStartError),
+    /// The rules file is unreadable or invalid (it names the rule and field).
+    #[error("{0}")]
+    Rules(#[from] crate::rules::RulesError),
 }
 
 /// A running relay.
@@ -48,6 +51,7 @@ pub struct Relay {
     auth_server: Option<actix_web::dev::ServerHandle>,
     arbiters: Vec<Arbiter>,
     auth_arbiter: Option<Arbiter>,
+    rules: Option<(Arbiter, Addr<crate::rules::Rules>)>,
 }
 
 impl Relay {
@@ -90,6 +94,11 @@ impl Relay {
             None => None,
         };
         let api = AuthApi(router.auth.clone());
+        let rules = match &config.rules {
+            Some(path) => Some(start_rules(&router, path, config.rules_max_chain)?),
+            None => None,
+        };
+        let rules_api = crate::rules::RulesApi(rules.as_ref().map(|(_, a)| a.clone()));
         if let Some(port) = config.auth.as_ref().and_then(|a| a.auth_port) {
             let (addrs, handle) = start_auth_port(
                 &config.host,
@@ -110,6 +119,8 @@ impl Relay {
                 .app_data(web::Data::new(app_router.clone()))
                 .app_data(web::Data::new(api.clone()))
                 .configure(crate::auth::http::routes)
+                .app_data(web::Data::new(rules_api.clone()))
+                .configure(crate::rules::http::routes)
                 .default_service(web::to(crate::listener::entry))
         })
         .workers(config.shards.clamp(1, 8))
@@ -140,6 +151,7 @@ impl Relay {
             auth_server,
             arbiters,
             auth_arbiter,
+            rules,
         })
     }
 
@@ -167,12 +179,14 @@ impl Relay {
                 None => Ok(()),
             }
         };
+        let rules = self.rules.as_ref().map(|(_, a)| a.clone());
         tokio::select! {
             result = serve => { result?; }
             _ = shutdown_signal() => {
                 tracing::info!("shutdown signal: draining");
                 self.drain().await;
             }
+            _ = reload_on_hangup(rules) => {}
         }
         Ok(())
     }
@@ -191,6 +205,10 @@ impl Relay {
         self.server.stop(true).await;
         if let Some(auth_server) = self.auth_server.take() {
             auth_server.stop(true).await;
+        }
+        if let Some((arbiter, _)) = self.rules.take() {
+            self.router.actors.set("rules", ActorState::Stopped);
+            arbiter.stop();
         }
         if let Some(arbiter) = self.auth_arbiter.take() {
             self.router.actors.set("auth", ActorState::Stopped);
@@ -250,6 +268,47 @@ fn start_auth_port(
     actix_web::rt::spawn(server);
     tracing::info!(addr = %bind, "auth API listening");
     Ok((addrs, handle))
+}
+
+/// Loads and validates the rules file, then starts the `Rules` actor under a supervisor on
+/// an arbiter of its own: a bad file fails startup, and a busy rule never slows a shard.
+fn start_rules(
+    router: &Router,
+    path: &std::path::Path,
+    max_chain: usize,
+) -> Result<(Arbiter, Addr<crate::rules::Rules>), RelayError> {
+    let rules = crate::rules::load(path)?;
+    tracing::info!(rules = rules.len(), file = %path.display(), "rules loaded");
+    let (router, path) = (router.clone(), path.to_path_buf());
+    let arbiter = Arbiter::new();
+    let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+        crate::rules::Rules::new(router, path, rules, max_chain)
+    });
+    Ok((arbiter, addr))
+}
+
+/// Reloads the rules on every SIGHUP for as long as the relay runs (it never returns). A bad
+/// file leaves the old rules running; the engine logs why.
+async fn reload_on_hangup(rules: Option<Addr<crate::rules::Rules>>) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            while hup.recv().await.is_some() {
+                match &rules {
+                    Some(r) => {
+                        if r.send(crate::rules::Reload).await.is_err() {
+                            tracing::warn!("SIGHUP: rules engine unavailable");
+                        }
+                    }
+                    None => tracing::info!("SIGHUP: no rules file to reload"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
+    }
+    #[cfg(not(unix))]
+    let _ = rules;
+    std::future::pending::<()>().await
 }
 
 async fn shutdown_signal() {
