@@ -30,6 +30,8 @@ use crate::router::Router;
 
 /// How long the engine remembers a write of its own whose echo has not come back.
 const OWN_WRITE_MEMORY: Duration = Duration::from_secs(30);
+/// Longest wait for a shard's answer (ACK, state read) before it counts as failed.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Who caused a change: the rule that wrote it and how deep in a chain it was.
 #[derive(Debug, Clone)]
@@ -289,7 +291,11 @@ impl Rules {
         let fetch = async move {
             let mut values = Vec::with_capacity(addresses.len());
             for a in addresses {
-                values.push(out.get(&a).await);
+                let value = tokio::time::timeout(REPLY_TIMEOUT, out.get(&a))
+                    .await
+                    .map_err(|_| format!("no answer within {REPLY_TIMEOUT:?}"))
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                values.push(value);
             }
             values
         };
@@ -373,10 +379,12 @@ impl Rules {
         for w in &writes {
             match w {
                 Write::Set(a, _) => *self.in_flight.entry(a.clone()).or_default() += 1,
-                Write::Publish(_, a, v) => {
+                // Only events can trigger rules, so only they need to be recognised.
+                Write::Publish(SignalType::Event, a, v) => {
                     self.own_events
                         .push_back((a.clone(), v.clone(), run.cause.clone(), now))
                 }
+                Write::Publish(..) => {}
             }
         }
         let writer = format!("rule:{}", run.rule.id);
@@ -385,8 +393,12 @@ impl Rules {
             for w in writes {
                 match w {
                     Write::Set(a, v) => {
-                        let r = out.set_as(&writer, &a, v).await;
-                        done.push((a, Some(r.map_err(|e| e.to_string()))));
+                        // Bounded: an ACK that never comes must not hold the address forever.
+                        let r = tokio::time::timeout(REPLY_TIMEOUT, out.set_as(&writer, &a, v))
+                            .await
+                            .map_err(|_| format!("no ACK within {REPLY_TIMEOUT:?}"))
+                            .and_then(|r| r.map_err(|e| e.to_string()));
+                        done.push((a, Some(r)));
                     }
                     Write::Publish(signal, a, v) => {
                         if let Err(e) = out.publish(signal, &a, v).await {
