@@ -118,6 +118,9 @@ pub struct RelayArgs {
     /// Longest chain of rules triggering rules (A sets what B watches...) before it is halted as a loop.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub rules_max_chain: u64,
+    /// App config (JSON): write rules, visibility, redaction, scope templates, rate limits, per-address strategy and TTL (docs/app-config.md). Default: the only *.json in /etc/clasp, else in ./config.
+    #[arg(long, value_name = "FILE", env = "CLASP_APP_CONFIG")]
+    pub app_config: Option<std::path::PathBuf>,
     /// Authentication settings.
     #[command(flatten)]
     pub auth: AuthArgs,
@@ -221,7 +224,11 @@ impl RelayArgs {
         if self.shards == Some(0) {
             bail!("--shards must be at least 1");
         }
-        Ok(RelayConfig {
+        let app_config = clasp_actors::appconfig::AppConfig::load_or_discover(
+            self.app_config.as_deref(),
+        )
+        .map_err(clasp_actors::RelayError::from)?;
+        let mut config = RelayConfig {
             host: self.host,
             port: self.ws_port,
             name: self.name,
@@ -246,7 +253,11 @@ impl RelayArgs {
                 _ => None,
             },
             ..defaults
-        })
+        };
+        if let Some(app) = app_config {
+            app.install(&mut config);
+        }
+        Ok(config)
     }
 }
 

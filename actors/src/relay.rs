@@ -39,6 +39,9 @@ pub enum RelayError {
     /// The rules file is unreadable or invalid (it names the rule and field).
     #[error("{0}")]
     Rules(#[from] crate::rules::RulesError),
+    /// The app config is unreadable or invalid (it names the entry and field).
+    #[error("{0}")]
+    AppConfig(#[from] crate::appconfig::AppConfigError),
 }
 
 /// A running relay.

@@ -249,6 +249,33 @@ impl AppConfig {
         Ok(config)
     }
 
+    /// The file named by `--app-config`, else the one [`AppConfig::discover`] finds, else
+    /// none. The chosen file must be valid: a broken config stops the relay.
+    pub fn load_or_discover(flag: Option<&Path>) -> Result<Option<Self>, AppConfigError> {
+        let Some(path) = flag.map(Path::to_path_buf).or_else(Self::discover) else {
+            return Ok(None);
+        };
+        let config = Self::load(&path)?;
+        tracing::info!(
+            file = %path.display(),
+            write_rules = config.write_rules.len(),
+            visibility = config.visibility.len(),
+            transforms = config.transforms.len(),
+            params = config.params.len(),
+            "app config loaded"
+        );
+        Ok(Some(config))
+    }
+
+    /// Applies [`AppConfig::apply_to`] (logging its warnings) and hands the rules to the
+    /// relay's sessions.
+    pub fn install(self, relay: &mut RelayConfig) {
+        for warning in self.apply_to(relay) {
+            tracing::warn!("app config: {warning}");
+        }
+        relay.app_config = Some(std::sync::Arc::new(self));
+    }
+
     /// AC-1: with no `--app-config`, the only `*.json` of `/etc/clasp`, else of `./config`.
     pub fn discover() -> Option<PathBuf> {
         discover_in(&[Path::new("/etc/clasp"), Path::new("config")])

@@ -3,6 +3,7 @@
 //! subscriptions' delivery options to what shards deliver, and feeds the bounded outbound
 //! queue its socket writer drains (WIRE §7).
 
+mod appcheck;
 mod filter;
 pub mod outbound;
 
@@ -228,16 +229,21 @@ impl Session {
             Message::Get(g) if !self.may(Action::Read, g.address.as_str()) => {
                 self.deny(ctx, Action::Read, g.address.as_str());
             }
-            Message::Set(set) => self.set(set, qos),
-            Message::Publish(p) => self.publish(p, ctx),
+            Message::Set(set) => self.app_set(set, qos, ctx),
+            Message::Publish(p) => self.app_publish(p, ctx),
             Message::Get(g) => {
                 let shard = self.router.shard_for(g.address.as_str()).clone();
+                let view = self.app_view();
                 let fut = async move {
-                    shard
+                    let param = shard
                         .send(ShardGet { address: g.address })
                         .await
                         .ok()
-                        .flatten()
+                        .flatten();
+                    // A hidden param answers as an unknown one.
+                    appcheck::view_params(view, param.into_iter().collect())
+                        .await
+                        .pop()
                 };
                 ctx.spawn(fut.into_actor(self).map(|param, act, ctx| {
                     // Unknown address: no reply at all, as the clients expect (§7.7).
@@ -457,6 +463,11 @@ impl Session {
             self.error(ctx, 301, text, Some(address));
             return;
         }
+        self.app_bundle(b, qos, ctx);
+    }
+
+    /// BUNDLE after its scope and app-config checks: now, or at its timestamp.
+    fn bundle_checked(&mut self, b: Bundle, qos: QoS, ctx: &mut Context<Self>) {
         if let Some(at) = b.timestamp {
             let now = now_micros();
             if at > now {
@@ -649,6 +660,7 @@ impl Session {
         // With auth, only what the session may read (WIRE §10.4 RECOMMENDED).
         let shards = self.router.shards().to_vec();
         let grant = self.grant.clone();
+        let view = self.app_view();
         if grant.is_some() {
             ctx.run_interval(Duration::from_millis(500), |act, ctx| act.check_grant(ctx));
         }
@@ -663,7 +675,7 @@ impl Session {
                 })
             }))
             .await;
-            parts
+            let params = parts
                 .into_iter()
                 .filter_map(Result::ok)
                 .flatten()
@@ -672,7 +684,8 @@ impl Session {
                         .as_ref()
                         .is_none_or(|g| g.scopes.allows(Action::Read, p.address.as_str()))
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            appcheck::view_params(view, params).await
         };
         ctx.wait(fut.into_actor(self).map(|params, act, ctx| {
             match encode_snapshot_frames(&REPLY_HEADER, &params) {
@@ -690,14 +703,22 @@ impl Session {
         if self.phase != Phase::Open {
             return;
         }
-        let d = msg.delivery;
         // Defence in depth: subscriptions are checked when made, but a grant never lets a
         // value through to a session that may not read its address.
-        if let (Some(grant), Some(address)) = (&self.grant, &d.address) {
+        if let (Some(grant), Some(address)) = (&self.grant, &msg.delivery.address) {
             if !grant.scopes.allows(Action::Read, address.as_str()) {
                 return;
             }
         }
+        // App-config visibility and redaction (may re-encode, hide, or defer the delivery).
+        if let Some(msg) = self.app_view_delivery(msg, ctx) {
+            self.deliver_viewed(msg, ctx);
+        }
+    }
+
+    /// A delivery this session may see: its subscriptions' options, then the queue.
+    fn deliver_viewed(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        let d = msg.delivery;
         if !msg.subs.is_empty() {
             let now = Instant::now();
             let mut send = false;
