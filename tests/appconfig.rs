@@ -59,9 +59,14 @@ fn config() -> serde_json::Value {
         ],
         "snapshot_visibility": [
             {"path": "/chat/user/{userId}/**", "visible": "owner", "owner_segment": "userId", "public_sub": "profile"},
-            {"path_contains": "/secret", "visible": false}
+            {"path_contains": "/secret", "visible": false},
+            {"path": "/chat/room/{roomId}/private/**", "visible": "require_state_not_null",
+             "lookup": "/chat/room/{roomId}/members/{session}"}
         ],
-        "params": [{"path": "/t/{name}/high", "strategy": "max"}],
+        "params": [
+            {"path": "/t/{name}/high", "strategy": "max"},
+            {"path": "/t/tmp/{name}", "ttl_secs": 1}
+        ],
         "rate_limits": {"login_max_attempts": 2}
     })
 }
@@ -304,6 +309,44 @@ async fn values_are_checked_for_type_and_range_and_params_set_the_strategy() {
     alice.set("/t/a/low", 3.0).await.expect("lww elsewhere");
 }
 
+#[tokio::test]
+async fn params_give_sets_without_a_ttl_their_lifetime() {
+    let r = relay("ttl", &config());
+    let alice = user(&r, "alice").await;
+    alice.set("/t/tmp/a", 1.0).await.expect("set");
+    alice.set("/t/keep/a", 1.0).await.expect("set");
+    assert!(alice.get("/t/tmp/a").await.is_ok(), "alive at first");
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    assert!(
+        alice.get("/t/tmp/a").await.is_err(),
+        "expired after its 1 s TTL"
+    );
+    assert!(
+        alice.get("/t/keep/a").await.is_ok(),
+        "the default TTL elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn an_open_relay_validates_values_but_has_no_identity_to_check() {
+    let dir = temp_dir("appcfg-open");
+    let file = dir.join("app.json");
+    std::fs::write(&file, config().to_string()).expect("write");
+    let relay = common::Relay::start(&["--app-config", file.to_str().expect("utf-8")]);
+    let c = Client::builder(relay.url())
+        .reconnect(false)
+        .timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .expect("open relay");
+    assert_eq!(refusal(c.set("/v/level", 2.0).await).0, 402);
+    c.set("/v/level", 0.2).await.expect("in range");
+    // No subject: the identity checks do not apply (AC-3).
+    c.set("/chat/room/x/messages", map(&[("content", "hi")]))
+        .await
+        .expect("no identity checks in open mode");
+}
+
 /// HELLO with `token` over a raw WebSocket; the values of the initial SNAPSHOT.
 async fn initial_snapshot(port: u16, token: &str) -> Vec<clasp_proto::ParamState> {
     use clasp_proto::{decode_frame, encode_frame, FeatureSet, FrameHeader, Hello, Message, QoS};
@@ -397,6 +440,43 @@ async fn redaction_and_owner_visibility_reach_every_read_path() {
     );
     no_hash(&live.value, "live update");
     assert!(sub.next_within(Duration::from_millis(500)).await.is_none());
+}
+
+#[tokio::test]
+async fn require_state_not_null_shows_entries_to_members_only() {
+    let r = relay("members", &config());
+    let alice = user(&r, "alice").await;
+    let bob = user(&r, "bob").await;
+    let note = "/chat/room/r/private/note";
+    alice.set(note, "v1").await.expect("set");
+    assert!(bob.get(note).await.is_err(), "not a member yet");
+    let mut sub = bob.subscribe("/chat/room/r/private/**").await.expect("sub");
+    alice.set(note, "v2").await.expect("set");
+    assert!(
+        sub.next_within(Duration::from_millis(500)).await.is_none(),
+        "a live update reached a non-member"
+    );
+    alice
+        .set("/chat/room/r/members/bob", true)
+        .await
+        .expect("bob joins");
+    assert_eq!(
+        bob.get(note).await.expect("member").value,
+        Value::String("v2".into())
+    );
+    alice.set(note, "v3").await.expect("set");
+    // The client also hands the GET's answer (v2) to the subscription.
+    let mut live = sub.next_within(Duration::from_secs(3)).await;
+    if live
+        .as_ref()
+        .is_some_and(|u| u.value == Value::String("v2".into()))
+    {
+        live = sub.next_within(Duration::from_secs(3)).await;
+    }
+    assert_eq!(
+        live.expect("members see live updates").value,
+        Value::String("v3".into())
+    );
 }
 
 /// Runs `clasp relay` with `args` from `cwd`; expects it to exit with an error; its stderr.
