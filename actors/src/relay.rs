@@ -40,7 +40,7 @@ pub enum RelayError {
     #[error("{0}")]
     Rules(#[from] crate::rules::RulesError),
     /// The app config is unreadable or invalid (it names the entry and field).
-    #[error("{0}")]
+    #[error(transparent)]
     AppConfig(#[from] crate::appconfig::AppConfigError),
 }
 
