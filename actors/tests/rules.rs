@@ -654,3 +654,38 @@ async fn with_auth_the_api_needs_the_admin_token() {
         200
     );
 }
+
+#[actix::test]
+async fn event_loops_are_halted_and_self_published_events_do_not_refire() {
+    let f = start_with(
+        json!([
+            {"id": "tick", "trigger": {"type": "on_event", "pattern": "/ev/tick"},
+             "actions": [{"type": "publish", "address": "/ev/tock", "value": "t"}]},
+            {"id": "tock", "trigger": {"type": "on_event", "pattern": "/ev/tock"},
+             "actions": [{"type": "publish", "address": "/ev/tick", "value": "t"}]},
+            {"id": "echo", "trigger": {"type": "on_event", "pattern": "/self/**"},
+             "actions": [{"type": "publish", "address": "/self/out", "value": 1}]}
+        ]),
+        4,
+    )
+    .await;
+    f.client.emit("/ev/tick", "go").await.expect("emit");
+    assert!(
+        wait_until(|| async {
+            http(f.port, "GET", "/api/v1/rules", None).await.1["chain_halts"] == 1
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Depths 0..3 fire: tick at 0 and 2, tock at 1 and 3.
+    assert_eq!(fire_count(f.port, "tick").await, 2);
+    assert_eq!(fire_count(f.port, "tock").await, 2);
+    f.client.emit("/self/in", 0).await.expect("emit");
+    assert!(wait_until(|| async { fire_count(f.port, "echo").await == 1 }).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        fire_count(f.port, "echo").await,
+        1,
+        "its own event does not refire it"
+    );
+}
