@@ -289,19 +289,25 @@ impl Session {
         msg: Deliver,
         ctx: &mut Context<Self>,
     ) -> Option<Deliver> {
-        let Some(app) = self.app().filter(|a| a.filters_views()) else {
+        // The fast path borrows: no reference counting per delivery.
+        let filters = |a: &Arc<AppConfig>| a.filters_views();
+        if !self.router.config.app_config.as_ref().is_some_and(filters) {
             return Some(msg);
-        };
-        let subject = self.subject();
-        let Some(address) = msg.delivery.address.clone() else {
+        }
+        let Some(address) = msg.delivery.address.as_ref() else {
             if is_snapshot(&msg.delivery.frame) {
                 self.view_snapshot_frame(msg, ctx);
                 return None;
             }
             return Some(msg);
         };
-        let decision = view::decide(&app.visibility, address.as_str(), subject.as_deref());
+        let app = self.app()?;
+        let subject = self.grant.as_ref().map(|g| g.subject.as_str());
+        let decision = view::decide(&app.visibility, address.as_str(), subject);
         let redact = view::redacts(&app.transforms, address.as_str());
+        if decision == Decision::Show && !redact {
+            return Some(msg);
+        }
         let viewed = move |msg: Deliver| {
             if redact {
                 redact_frame(&app, &msg.delivery.frame).map(|f| with_frame(&msg, f))
