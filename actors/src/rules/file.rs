@@ -235,24 +235,6 @@ pub fn json_to_value(j: &Json) -> Value {
     }
 }
 
-/// A CLASP value as JSON (bytes as an array of numbers), for the HTTP API.
-pub fn value_to_json(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Int(i) => Json::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-        Value::String(s) => Json::String(s.clone()),
-        Value::Bytes(b) => Json::Array(b.iter().map(|x| Json::from(*x)).collect()),
-        Value::Array(a) => Json::Array(a.iter().map(value_to_json).collect()),
-        Value::Map(m) => Json::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), value_to_json(v)))
-                .collect(),
-        ),
-    }
-}
-
 /// What makes a rule fire.
 #[derive(Debug, Clone)]
 pub enum Trigger {
