@@ -249,6 +249,19 @@ async fn bundles_are_refused_whole_and_publishes_are_checked() {
     assert!(text.starts_with("Bundle rejected"), "{text}");
     // Nothing in it was applied.
     assert!(alice.get("/v/level").await.is_err());
+    // The same bundle from the right sender passes its lookups and is applied whole.
+    let items = vec![
+        BundleItem::Set("/v/level".into(), Value::Float(0.5)),
+        BundleItem::Set(
+            "/chat/room/r2/messages".into(),
+            map(&[("fromId", "alice"), ("content", "bundled")]),
+        ),
+    ];
+    alice.bundle(items).await.expect("a valid bundle");
+    assert_eq!(
+        bob.get("/v/level").await.expect("applied").value,
+        Value::Float(0.5)
+    );
     // A PUBLISH under a rule is checked too: bob's forged event never reaches alice.
     let mut sub = alice
         .subscribe("/chat/room/r2/messages")
@@ -266,10 +279,16 @@ async fn bundles_are_refused_whole_and_publishes_are_checked() {
     )
     .await
     .expect("sent");
-    let got = sub
-        .next_within(Duration::from_secs(3))
-        .await
-        .expect("the valid event arrives");
+    // The subscription snapshot (the bundled SET) first, then only the valid event.
+    let mut got = sub.next_within(Duration::from_secs(3)).await;
+    let bundled = Some(&Value::String("bundled".into()));
+    if got
+        .as_ref()
+        .is_some_and(|u| u.value.get("content") == bundled)
+    {
+        got = sub.next_within(Duration::from_secs(3)).await;
+    }
+    let got = got.expect("the valid event arrives");
     assert_eq!(
         got.value.get("content"),
         Some(&Value::String("real".into()))

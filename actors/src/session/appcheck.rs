@@ -360,3 +360,57 @@ impl Session {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clasp_proto::{encode_snapshot_frames, Snapshot};
+
+    fn app() -> AppConfig {
+        AppConfig::parse(
+            r#"{"snapshot_transforms":[{"path":"/u/{id}","redact_fields":["secret"]}]}"#,
+            "t",
+        )
+        .expect("valid")
+    }
+
+    fn profile() -> Value {
+        Value::Map(vec![
+            ("name".into(), Value::String("a".into())),
+            ("secret".into(), Value::String("s".into())),
+        ])
+    }
+
+    #[test]
+    fn frames_are_redacted_and_keep_their_header() {
+        let address = Address::parse("/u/a").expect("address");
+        let header = FrameHeader::new(QoS::Confirm);
+        let set = Message::Set(Set::new(address.clone(), profile()));
+        let frame = encode_frame(&header, &set).expect("encodes");
+        assert!(!is_snapshot(&frame));
+        let out = redact_frame(&app(), &frame).expect("redacted");
+        let decoded = decode_frame(&out).expect("decodes");
+        assert_eq!(decoded.header.qos, QoS::Confirm);
+        let Message::Set(s) = decoded.message else {
+            panic!("still a SET")
+        };
+        assert_eq!(s.value.get("secret"), None);
+        assert_eq!(s.value.get("name"), Some(&Value::String("a".into())));
+        let param = ParamState {
+            address,
+            value: profile(),
+            revision: 1,
+            writer: None,
+            timestamp: None,
+        };
+        let frames =
+            encode_snapshot_frames(&crate::shard::REPLY_HEADER, &[param]).expect("encodes");
+        assert!(is_snapshot(&frames[0]));
+        let out = redact_frame(&app(), &frames[0]).expect("redacted");
+        let Message::Snapshot(Snapshot { params }) = decode_frame(&out).expect("ok").message else {
+            panic!("still a SNAPSHOT")
+        };
+        assert_eq!(params[0].value.get("secret"), None);
+        assert!(redact_frame(&app(), b"garbage").is_none());
+    }
+}
