@@ -337,6 +337,25 @@ impl Session {
         }
     }
 
+    /// A replayed journal entry as this session may see it: `None` when a visibility rule
+    /// hides it (a `require_state_not_null` rule hides it too: a replay is not worth a
+    /// lookup per entry), else the frame, redacted if a transform applies. For REPLAY,
+    /// whose entries do not pass through `deliver`.
+    #[allow(dead_code)] // called by REPLAY once the journal's session code lands
+    pub(super) fn app_view_replayed(&self, address: &str, frame: Bytes) -> Option<Bytes> {
+        let Some(app) = self.router.config.app_config.as_ref() else {
+            return Some(frame);
+        };
+        let subject = self.grant.as_ref().map(|g| g.subject.as_str());
+        if view::decide(&app.visibility, address, subject) != Decision::Show {
+            return None;
+        }
+        if view::redacts(&app.transforms, address) {
+            return redact_frame(app, &frame);
+        }
+        Some(frame)
+    }
+
     /// A subscription snapshot: filtered and redacted, re-encoded, then delivered.
     fn view_snapshot_frame(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
         let Ok(decoded) = decode_frame(&msg.delivery.frame) else {
