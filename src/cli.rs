@@ -112,7 +112,7 @@ pub struct RelayArgs {
         env = "CLASP_TLS_KEY"
     )]
     pub tls_key: Option<std::path::PathBuf>,
-    /// Rules file (JSON): triggers, conditions and actions run by the relay (docs/rules.md). Reloaded on SIGHUP and POST /api/v1/rules/reload.
+    /// Rules file (JSON, or TOML if it ends in .toml): triggers, conditions and actions run by the relay (docs/rules.md). Reloaded on SIGHUP and POST /api/v1/rules/reload.
     #[arg(long, value_name = "FILE", env = "CLASP_RULES")]
     pub rules: Option<std::path::PathBuf>,
     /// Longest chain of rules triggering rules (A sets what B watches...) before it is halted as a loop.

@@ -595,6 +595,20 @@ async fn a_bad_file_fails_startup() {
         ..RelayConfig::default()
     });
     assert!(matches!(missing, Err(RelayError::Rules(_))));
+    // The same format in TOML.
+    let toml = file.with_file_name("rules.toml");
+    std::fs::write(
+        &toml,
+        "[[rules]]\nid = \"t\"\ntrigger = { type = \"on_event\", pattern = \"/go\" }\nactions = [{ type = \"set\", address = \"/went\", value = true }]\n",
+    )
+    .expect("writes");
+    let from_toml = Relay::start(RelayConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        rules: Some(toml),
+        ..RelayConfig::default()
+    });
+    assert!(from_toml.is_ok(), "{:?}", from_toml.err());
     // The complete example of docs/rules.md loads.
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rules.example.json");
     let ok = Relay::start(RelayConfig {

@@ -1,7 +1,8 @@
-//! The rules file (FEATURES RU-1, RU-2): its format, read by hand rather than by serde
-//! derive so that every refusal names the rule (id and position) and the exact field, e.g.
-//! `rule "dim" (#2): actions[0].transform.factor: expected a number`. An operator editing a
-//! show file at 3 am needs that more than a generic "invalid type" from deep in an enum.
+//! The rules file (FEATURES RU-1, RU-2): its format (JSON, or TOML for `.toml` files), read
+//! by hand rather than by serde derive so that every refusal names the rule (id and position)
+//! and the exact field, e.g. `rule "dim" (#2): actions[0].transform.factor: expected a
+//! number`. An operator editing a show file at 3 am needs that more than a generic "invalid
+//! type" from deep in an enum.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,14 @@ pub enum RulesError {
         path: PathBuf,
         /// Parser error with line and column.
         source: serde_json::Error,
+    },
+    /// A `.toml` file is not valid TOML.
+    #[error("rules file {path} is not valid TOML: {source}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// Parser error with line and column.
+        source: Box<toml::de::Error>,
     },
     /// The top level is neither `{"rules": [...]}` nor an array.
     #[error("rules file {path}: {message}")]
@@ -553,11 +562,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Rule>, RulesError> {
         path: path.to_path_buf(),
         source,
     })?;
+    from_doc(path, &doc)
+}
+
+/// Parses and validates rules from TOML text: `[[rules]]` tables with the same fields as
+/// the JSON format (TOML has no null, so `eq null` is JSON-only).
+pub fn parse_toml(path: &Path, text: &str) -> Result<Vec<Rule>, RulesError> {
+    let doc: Json = toml::from_str(text).map_err(|source| RulesError::Toml {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })?;
+    from_doc(path, &doc)
+}
+
+/// Validates an already parsed document, whatever syntax it came in.
+fn from_doc(path: &Path, doc: &Json) -> Result<Vec<Rule>, RulesError> {
     let shape = |message: &str| RulesError::Shape {
         path: path.to_path_buf(),
         message: message.into(),
     };
-    let list = match &doc {
+    let list = match doc {
         Json::Array(a) => a,
         Json::Object(o) => match o.get("rules") {
             Some(Json::Array(a)) => a,
@@ -590,13 +614,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Rule>, RulesError> {
     Ok(rules)
 }
 
-/// Reads, parses and validates a rules file.
+/// Reads, parses and validates a rules file: TOML when its name ends in `.toml`, else JSON.
 pub fn load(path: &Path) -> Result<Vec<Rule>, RulesError> {
     let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(path, &text)
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+    {
+        parse_toml(path, &text)
+    } else {
+        parse(path, &text)
+    }
 }
 
 #[cfg(test)]
@@ -659,6 +690,38 @@ mod tests {
             .contains("needs above, below or both"));
         assert!(err(r#"{"rules":{}}"#).contains("\"rules\" must be an array"));
         assert!(err("{").contains("not valid JSON"));
+    }
+
+    #[test]
+    fn toml_files_use_the_same_format() {
+        let text = r#"
+[[rules]]
+id = "dim"
+cooldown = 0.5
+trigger = { type = "on_change", pattern = "/a" }
+conditions = [{ address = "/mode", op = "eq", value = "live" }]
+
+[[rules.actions]]
+type = "set_from_trigger"
+address = "/b"
+transform = [{ type = "scale", factor = 0.5 }, { type = "round", decimals = 2 }]
+"#;
+        let rules = parse_toml(Path::new("r.toml"), text).expect("valid TOML rules");
+        assert_eq!(rules[0].id, "dim");
+        assert_eq!(rules[0].cooldown, Duration::from_millis(500));
+        assert_eq!(rules[0].conditions[0].value, Value::from("live"));
+        let bad = text.replace("factor = 0.5", "factor = \"x\"");
+        assert_eq!(
+            parse_toml(Path::new("r.toml"), &bad).err().map(|e| e.to_string()),
+            Some(
+                r#"rule "dim" (#0): actions[0].transform[0].factor: expected a number, found a string"#
+                    .into()
+            )
+        );
+        assert!(matches!(
+            parse_toml(Path::new("r.toml"), "[[rules]"),
+            Err(RulesError::Toml { .. })
+        ));
     }
 
     #[test]
