@@ -62,6 +62,14 @@ struct RuleState {
     halt_logged: bool,
 }
 
+impl RuleState {
+    /// Whether the rule fired less than its cooldown ago.
+    fn cooling(&self) -> bool {
+        self.last_fire
+            .is_some_and(|at| at.elapsed() < self.rule.cooldown)
+    }
+}
+
 /// One rule's action list being run, possibly across delays.
 struct Run {
     rule: Arc<Rule>,
@@ -262,13 +270,8 @@ impl Rules {
         let Some(state) = self.rules.get(i) else {
             return;
         };
-        if !state.rule.enabled {
+        if !state.rule.enabled || state.cooling() {
             return;
-        }
-        if let Some(at) = state.last_fire {
-            if at.elapsed() < state.rule.cooldown {
-                return;
-            }
         }
         let rule = state.rule.clone();
         if rule.conditions.is_empty() {
@@ -303,11 +306,13 @@ impl Rules {
                     }
                 }
             }
-            // The rule may have been replaced by a reload meanwhile: fire only the same one.
+            // The rule may have been replaced by a reload meanwhile, or have fired from a
+            // trigger queued before this one: fire only the same rule, and only once per
+            // cooldown.
             let same = act
                 .rules
                 .get(i)
-                .is_some_and(|s| Arc::ptr_eq(&s.rule, &rule));
+                .is_some_and(|s| Arc::ptr_eq(&s.rule, &rule) && !s.cooling());
             if pass && same {
                 act.fire(i, trigger, depth, ctx);
             }
