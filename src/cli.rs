@@ -124,6 +124,92 @@ pub struct RelayArgs {
     /// Authentication settings.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// Journal and persistence settings.
+    #[command(flatten)]
+    pub durability: DurabilityArgs,
+}
+
+/// When journal entries are durable.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum JournalSyncArg {
+    /// Commit each entry before anything else.
+    Always,
+    /// Group-commit at least every 10 ms (ACKs still wait for the commit).
+    Batch,
+}
+
+/// `clasp relay` journal and persistence flags (docs/persistence.md).
+#[derive(Debug, Args)]
+pub struct DurabilityArgs {
+    /// Append every accepted SET and PUBLISH to this redb file; enables REPLAY and exact recovery.
+    #[arg(long, value_name = "FILE", env = "CLASP_JOURNAL")]
+    pub journal: Option<std::path::PathBuf>,
+    /// When an entry is durable (Confirm/Commit ACKs wait for it).
+    #[arg(long, value_enum, default_value = "batch")]
+    pub journal_sync: JournalSyncArg,
+    /// Drop journal entries older than this many seconds (once a snapshot covers them).
+    #[arg(long, value_name = "SECS")]
+    pub journal_max_age: Option<u64>,
+    /// Keep the journal under this many bytes of entries, oldest dropped first.
+    #[arg(long, value_name = "BYTES")]
+    pub journal_max_bytes: Option<u64>,
+    /// Seconds between retention runs.
+    #[arg(long, default_value_t = 60, hide = true)]
+    pub journal_compact_every: u64,
+    /// Signal types journaled, comma-separated: param,event,stream,gesture,timeline (default all).
+    #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+    pub journal_types: Vec<String>,
+    /// Snapshot param state to this redb file (may be the journal file) and restore it at start.
+    #[arg(long, value_name = "FILE", env = "CLASP_PERSIST")]
+    pub persist: Option<std::path::PathBuf>,
+    /// Seconds between snapshots (one is also taken at shutdown); with only --journal they go into the journal file.
+    #[arg(long, default_value_t = 30)]
+    pub persist_interval: u64,
+}
+
+impl DurabilityArgs {
+    /// Journal and persistence settings.
+    pub fn into_config(
+        self,
+    ) -> anyhow::Result<(
+        Option<clasp_actors::JournalConfig>,
+        Option<clasp_actors::PersistConfig>,
+    )> {
+        let journal = match self.journal {
+            None => None,
+            Some(path) => {
+                let mut j = clasp_actors::JournalConfig::at(path);
+                j.sync = match self.journal_sync {
+                    JournalSyncArg::Always => clasp_actors::JournalSync::Always,
+                    JournalSyncArg::Batch => clasp_actors::JournalSync::Batch,
+                };
+                j.max_age = self.journal_max_age.map(Duration::from_secs);
+                j.max_bytes = self.journal_max_bytes;
+                j.compact_every = Duration::from_secs(self.journal_compact_every.max(1));
+                j.snapshot_every = Duration::from_secs(self.persist_interval.max(1));
+                if !self.journal_types.is_empty() {
+                    let mut mask = 0u8;
+                    for t in &self.journal_types {
+                        mask |= match t.trim().to_ascii_lowercase().as_str() {
+                            "param" => 0x01,
+                            "event" => 0x02,
+                            "stream" => 0x04,
+                            "gesture" => 0x08,
+                            "timeline" => 0x10,
+                            other => bail!("--journal-types: unknown signal type {other:?} (param, event, stream, gesture, timeline)"),
+                        };
+                    }
+                    j.types = clasp_proto::TypeMask(mask);
+                }
+                Some(j)
+            }
+        };
+        let persist = self.persist.map(|path| clasp_actors::PersistConfig {
+            path,
+            interval: Duration::from_secs(self.persist_interval.max(1)),
+        });
+        Ok((journal, persist))
+    }
 }
 
 /// `clasp relay` authentication flags (WIRE §10; docs/auth.md).
@@ -224,10 +310,10 @@ impl RelayArgs {
         if self.shards == Some(0) {
             bail!("--shards must be at least 1");
         }
-        let app_config = clasp_actors::appconfig::AppConfig::load_or_discover(
-            self.app_config.as_deref(),
-        )
-        .map_err(clasp_actors::RelayError::from)?;
+        let app_config =
+            clasp_actors::appconfig::AppConfig::load_or_discover(self.app_config.as_deref())
+                .map_err(clasp_actors::RelayError::from)?;
+        let durability = self.durability.into_config()?;
         let mut config = RelayConfig {
             host: self.host,
             port: self.ws_port,
@@ -246,6 +332,8 @@ impl RelayArgs {
             drain_timeout: Duration::from_secs(self.drain_timeout),
             strategies,
             auth: self.auth.into_config()?,
+            journal: durability.0,
+            persist: durability.1,
             rules: self.rules,
             rules_max_chain: self.rules_max_chain as usize,
             tls: match (self.tls_cert, self.tls_key) {

@@ -95,6 +95,63 @@ pub struct RelayConfig {
     pub rules_max_chain: usize,
     /// App config (`--app-config`): write rules, visibility and redaction enforced by sessions.
     pub app_config: Option<std::sync::Arc<crate::appconfig::AppConfig>>,
+    /// Append-only log of accepted SETs and PUBLISHes; REPLAY needs it.
+    pub journal: Option<JournalConfig>,
+    /// Periodic state snapshots restored at start.
+    pub persist: Option<PersistConfig>,
+}
+
+/// When a journal entry counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JournalSync {
+    /// Every entry is committed on its own before anything else happens.
+    Always,
+    /// Entries are group-committed at least every few milliseconds.
+    #[default]
+    Batch,
+}
+
+/// `--journal` settings.
+#[derive(Debug, Clone)]
+pub struct JournalConfig {
+    /// redb file.
+    pub path: PathBuf,
+    /// Commit policy.
+    pub sync: JournalSync,
+    /// Entries older than this are compacted away (once a snapshot covers them).
+    pub max_age: Option<Duration>,
+    /// The log is kept under this many bytes of entries (oldest go first).
+    pub max_bytes: Option<u64>,
+    /// Signal types journaled.
+    pub types: clasp_proto::TypeMask,
+    /// How often retention runs.
+    pub compact_every: Duration,
+    /// Time between state snapshots into the journal file when there is no `--persist`.
+    pub snapshot_every: Duration,
+}
+
+impl JournalConfig {
+    /// Defaults for a journal at `path`.
+    pub fn at(path: PathBuf) -> Self {
+        Self {
+            path,
+            sync: JournalSync::Batch,
+            max_age: None,
+            max_bytes: None,
+            types: clasp_proto::TypeMask::ALL,
+            compact_every: Duration::from_secs(60),
+            snapshot_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `--persist` settings.
+#[derive(Debug, Clone)]
+pub struct PersistConfig {
+    /// redb file (may be the journal's).
+    pub path: PathBuf,
+    /// Time between snapshots (also taken at shutdown).
+    pub interval: Duration,
 }
 
 /// PEM files of the relay's TLS identity.
@@ -177,6 +234,8 @@ impl Default for RelayConfig {
             rules: None,
             rules_max_chain: 8,
             app_config: None,
+            journal: None,
+            persist: None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod health;
+pub mod journal;
 pub mod link;
 pub mod listener;
 pub mod messages;
@@ -18,5 +19,8 @@ pub mod session;
 pub mod shard;
 pub mod tls;
 
-pub use config::{AuthConfig, ConflictStrategy, Eviction, RelayConfig, TlsFiles};
+pub use config::{
+    AuthConfig, ConflictStrategy, Eviction, JournalConfig, JournalSync, PersistConfig, RelayConfig,
+    TlsFiles,
+};
 pub use relay::{Relay, RelayError};

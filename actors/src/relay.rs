@@ -33,6 +33,9 @@ pub enum RelayError {
     /// The TLS certificate or key is unusable.
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The journal or snapshot file could not be opened or read.
+    #[error("journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
     /// Authentication could not start (database, admin token, trust anchors).
     #[error("auth: {0}")]
     Auth(#[from] crate::auth::actor::AuthStartError),
@@ -54,6 +57,7 @@ pub struct Relay {
     auth_server: Option<actix_web::dev::ServerHandle>,
     arbiters: Vec<Arbiter>,
     auth_arbiter: Option<Arbiter>,
+    durability: crate::journal::Durability,
     rules: Option<(Arbiter, Addr<crate::rules::Rules>)>,
 }
 
@@ -69,17 +73,47 @@ impl Relay {
             default_ttl: config.param_ttl,
             total: total.clone(),
         };
+        let mut durability = crate::journal::open(&config)?;
+        if durability.actor.is_some() {
+            actors.set("journal", ActorState::Running);
+        }
+        let count = config.shards.max(1);
+        let hasher = std::collections::hash_map::RandomState::new();
+        let mut recovered: Vec<Vec<crate::shard::PersistedParam>> = vec![Vec::new(); count];
+        for p in std::mem::take(&mut durability.recovered) {
+            recovered[crate::router::shard_of(&hasher, count, &p.address)].push(p);
+        }
+        let journal = durability.actor.clone().filter(|_| durability.journaling);
         let mut arbiters = Vec::new();
         let mut shards = Vec::new();
-        for i in 0..config.shards.max(1) {
+        for (i, restored) in recovered.into_iter().enumerate() {
             let arbiter = Arbiter::new();
             let (cfg, lim, table) = (config.clone(), limits.clone(), actors.clone());
+            let journal = journal.clone();
             shards.push(Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
                 Shard::new(i, cfg, lim, table)
+                    .with_journal(journal)
+                    .with_restored(restored)
             }));
             arbiters.push(arbiter);
         }
-        let mut router = Router::new(config.clone(), shards, total, actors.clone());
+        let mut router = Router::new(config.clone(), shards, total, actors.clone(), hasher)
+            .with_journal(journal);
+        if let Some(j) = durability.actor.clone() {
+            let (shards, assigned) = (router.shards().to_vec(), durability.assigned.clone());
+            let every = durability.snapshot_every;
+            actix_web::rt::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    match crate::journal::snapshot(&j, &shards, &assigned).await {
+                        Ok(n) => tracing::debug!(params = n, "snapshot written"),
+                        Err(e) => tracing::warn!(error = %e, "snapshot failed"),
+                    }
+                }
+            });
+        }
         let mut auth_addrs = Vec::new();
         let mut auth_arbiter = None;
         let mut auth_server = None;
@@ -154,6 +188,7 @@ impl Relay {
             auth_server,
             arbiters,
             auth_arbiter,
+            durability,
             rules,
         })
     }
@@ -206,6 +241,18 @@ impl Relay {
         let left = self.router.session_count.load(Ordering::Relaxed);
         tracing::info!(closed = open - left.min(open), left, "drained");
         self.server.stop(true).await;
+        if let Some(j) = self.durability.actor.clone() {
+            match crate::journal::snapshot(&j, self.router.shards(), &self.durability.assigned)
+                .await
+            {
+                Ok(n) => tracing::info!(params = n, "final snapshot written"),
+                Err(e) => tracing::error!(error = %e, "final snapshot failed"),
+            }
+        }
+        if let Some(arbiter) = self.durability.arbiter.take() {
+            self.router.actors.set("journal", ActorState::Stopped);
+            arbiter.stop();
+        }
         if let Some(auth_server) = self.auth_server.take() {
             auth_server.stop(true).await;
         }

@@ -33,7 +33,8 @@ pub struct Journal {
     next_seq: u64,
     /// The last seq handed out; snapshots read it to know what they cover.
     assigned: Arc<AtomicU64>,
-    pending: Vec<(u64, Vec<u8>)>,
+    /// Entries not yet committed; the first is numbered `next_seq - pending.len()`.
+    pending: Vec<Entry>,
     acks: Vec<(Recipient<Deliver>, Bytes)>,
     barriers: Vec<oneshot::Sender<()>>,
     flush_scheduled: bool,
@@ -68,9 +69,13 @@ impl Journal {
     fn flush(&mut self) {
         self.flush_scheduled = false;
         while !self.pending.is_empty() {
+            let first = self.next_seq - self.pending.len() as u64;
             let take = self.pending.len().min(MAX_BATCH);
-            let batch: Vec<_> = self.pending.drain(..take).collect();
-            match self.db.append(&batch) {
+            let batch: Vec<Entry> = self.pending.drain(..take).collect();
+            let written = postcard::to_allocvec(&batch)
+                .map_err(super::JournalError::from)
+                .and_then(|chunk| self.db.append_chunk(first, &chunk));
+            match written {
                 Ok(()) => {
                     self.written
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -99,12 +104,19 @@ impl Journal {
         }
     }
 
+    /// `batch` commits when the window closes (or the batch is full); `always` commits as
+    /// soon as the entries already in the mailbox are taken in, so concurrent writers share
+    /// one commit but nobody waits for a window.
     fn schedule(&mut self, ctx: &mut Context<Self>) {
-        if self.config.sync == JournalSync::Always || self.pending.len() >= MAX_BATCH {
+        if self.pending.len() >= MAX_BATCH {
             self.flush();
         } else if !self.flush_scheduled {
             self.flush_scheduled = true;
-            ctx.run_later(BATCH_WINDOW, |act, _| act.flush());
+            let window = match self.config.sync {
+                JournalSync::Always => Duration::ZERO,
+                JournalSync::Batch => BATCH_WINDOW,
+            };
+            ctx.run_later(window, |act, _| act.flush());
         }
     }
 
@@ -173,15 +185,10 @@ impl Handler<Append> for Journal {
             }
             return;
         }
-        match postcard::to_allocvec(&msg.entry) {
-            Ok(bytes) => {
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                self.assigned.store(seq, Ordering::Release);
-                self.pending.push((seq, bytes));
-            }
-            Err(e) => tracing::error!(error = %e, "journal entry does not encode"),
-        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.assigned.store(seq, Ordering::Release);
+        self.pending.push(msg.entry);
         if let Some(ack) = msg.ack {
             self.acks.push(ack);
         }

@@ -9,10 +9,13 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use super::{Entry, JournalError};
 use crate::shard::PersistedParam;
 
-/// seq → postcard([`Entry`]).
+/// first seq of a group commit → postcard(`Vec<`[`Entry`]`>`), numbered consecutively.
 pub const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-/// address → postcard([`PersistedParam`]).
-pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+/// chunk number → postcard(`Vec<`[`PersistedParam`]`>`): a snapshot is written and read in
+/// chunks, so a million params cost a thousand B-tree rows, not a million.
+pub const STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("state_chunks");
+/// Params per snapshot chunk.
+const CHUNK: usize = 1024;
 /// `snapshot_seq`: the last journal seq the snapshot includes.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -60,7 +63,13 @@ impl Db {
         let tx = tri!(self.db.begin_read(), &self.path);
         let t = tri!(tx.open_table(ENTRIES), &self.path);
         let last = tri!(t.last(), &self.path);
-        Ok(last.map_or(0, |(k, _)| k.value()))
+        match last {
+            None => Ok(0),
+            Some((k, v)) => {
+                let chunk: Vec<Entry> = postcard::from_bytes(v.value())?;
+                Ok(k.value() + chunk.len().saturating_sub(1) as u64)
+            }
+        }
     }
 
     /// The seq the stored snapshot covers (0 when there is none).
@@ -77,15 +86,9 @@ impl Db {
         {
             tri!(tx.delete_table(STATE), &self.path);
             let mut state = tri!(tx.open_table(STATE), &self.path);
-            let mut buf = Vec::new();
-            for p in params {
-                buf.clear();
-                let bytes = postcard::to_extend(p, std::mem::take(&mut buf))?;
-                tri!(
-                    state.insert(p.address.as_str(), bytes.as_slice()),
-                    &self.path
-                );
-                buf = bytes;
+            for (i, chunk) in params.chunks(CHUNK).enumerate() {
+                let bytes = postcard::to_allocvec(chunk)?;
+                tri!(state.insert(i as u64, bytes.as_slice()), &self.path);
             }
             let mut meta = tri!(tx.open_table(META), &self.path);
             tri!(meta.insert("snapshot_seq", seq), &self.path);
@@ -94,14 +97,38 @@ impl Db {
         Ok(())
     }
 
-    /// Every param of the stored snapshot.
+    /// Every param of the stored snapshot. Chunks are decoded on all cores.
     pub fn read_snapshot(&self) -> Result<Vec<PersistedParam>, JournalError> {
         let tx = tri!(self.db.begin_read(), &self.path);
         let state = tri!(tx.open_table(STATE), &self.path);
-        let mut out = Vec::with_capacity(tri!(state.len(), &self.path) as usize);
+        let mut raw = Vec::with_capacity(tri!(state.len(), &self.path) as usize);
         for row in tri!(state.iter(), &self.path) {
             let (_, v) = tri!(row, &self.path);
-            out.push(postcard::from_bytes(v.value())?);
+            raw.push(v.value().to_vec());
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = raw.len().div_ceil(threads).max(1);
+        let decoded: Vec<Result<Vec<PersistedParam>, postcard::Error>> = std::thread::scope(|s| {
+            let workers: Vec<_> = raw
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut out = Vec::with_capacity(part.len() * CHUNK);
+                        for bytes in part {
+                            out.extend(postcard::from_bytes::<Vec<PersistedParam>>(bytes)?);
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|_| Ok(Vec::new())))
+                .collect()
+        });
+        let mut out = Vec::with_capacity(raw.len() * CHUNK);
+        for part in decoded {
+            out.extend(part?);
         }
         Ok(out)
     }
@@ -114,32 +141,44 @@ impl Db {
     ) -> Result<(), JournalError> {
         let tx = tri!(self.db.begin_read(), &self.path);
         let t = tri!(tx.open_table(ENTRIES), &self.path);
-        for row in tri!(t.range(seq.saturating_add(1)..), &self.path) {
+        // The chunk holding `seq + 1` starts at or before it.
+        let first = seq.saturating_add(1);
+        let start = match tri!(t.range(..=first), &self.path).next_back() {
+            Some(row) => tri!(row, &self.path).0.value(),
+            None => first,
+        };
+        for row in tri!(t.range(start..), &self.path) {
             let (k, v) = tri!(row, &self.path);
-            let entry: Entry = postcard::from_bytes(v.value())?;
-            if !each(k.value(), entry) {
-                break;
+            let chunk: Vec<Entry> = postcard::from_bytes(v.value())?;
+            for (i, entry) in chunk.into_iter().enumerate() {
+                let at = k.value() + i as u64;
+                if at < first {
+                    continue;
+                }
+                if !each(at, entry) {
+                    return Ok(());
+                }
             }
         }
         Ok(())
     }
 
-    /// Appends encoded entries in one durable transaction.
-    pub fn append(&self, batch: &[(u64, Vec<u8>)]) -> Result<(), JournalError> {
+    /// Appends one chunk of consecutive entries, the first numbered `first`, in one durable
+    /// transaction: a single B-tree row per group commit.
+    pub fn append_chunk(&self, first: u64, chunk: &[u8]) -> Result<(), JournalError> {
         let tx = tri!(self.db.begin_write(), &self.path);
         {
             let mut t = tri!(tx.open_table(ENTRIES), &self.path);
-            for (seq, bytes) in batch {
-                tri!(t.insert(*seq, bytes.as_slice()), &self.path);
-            }
+            tri!(t.insert(first, chunk), &self.path);
         }
         tri!(tx.commit(), &self.path);
         Ok(())
     }
 
-    /// Deletes entries older than `min_timestamp` (µs) and, oldest first, as many as keep the
-    /// rest under `max_bytes` of encoded entries; never deletes past `keep_after` (the
-    /// snapshot's seq), so recovery stays exact. Returns how many were deleted.
+    /// Deletes whole chunks, oldest first, whose entries are all older than `min_timestamp`
+    /// (µs) or that must go to keep the rest under `max_bytes`; never a chunk holding an entry
+    /// after `keep_after` (the snapshot's seq), so recovery stays exact. Returns how many
+    /// entries were deleted.
     pub fn compact(
         &self,
         min_timestamp: Option<u64>,
@@ -148,31 +187,31 @@ impl Db {
     ) -> Result<usize, JournalError> {
         let mut total: u64 = 0;
         let mut doomed = Vec::new();
+        let mut removed = 0;
         {
             let tx = tri!(self.db.begin_read(), &self.path);
             let t = tri!(tx.open_table(ENTRIES), &self.path);
-            let mut sizes = Vec::new();
+            let mut chunks = Vec::new();
             for row in tri!(t.iter(), &self.path) {
                 let (k, v) = tri!(row, &self.path);
                 let bytes = v.value();
                 total += bytes.len() as u64;
-                let old = match min_timestamp {
-                    Some(min) => postcard::from_bytes::<Entry>(bytes)?.timestamp < min,
-                    None => false,
+                let chunk: Vec<Entry> = postcard::from_bytes(bytes)?;
+                let last_seq = k.value() + chunk.len().saturating_sub(1) as u64;
+                let old = match (min_timestamp, chunk.last()) {
+                    (Some(min), Some(e)) => e.timestamp < min,
+                    _ => false,
                 };
-                sizes.push((k.value(), bytes.len() as u64, old));
+                chunks.push((k.value(), last_seq, chunk.len(), bytes.len() as u64, old));
             }
             let mut over = max_bytes.map_or(0, |m| total.saturating_sub(m));
-            for (seq, size, old) in sizes {
-                if seq > keep_after {
+            for (first, last_seq, len, size, old) in chunks {
+                if last_seq > keep_after || !(old || over > 0) {
                     break;
                 }
-                if old || over > 0 {
-                    doomed.push(seq);
-                    over = over.saturating_sub(size);
-                } else {
-                    break;
-                }
+                doomed.push(first);
+                removed += len;
+                over = over.saturating_sub(size);
             }
         }
         if doomed.is_empty() {
@@ -186,6 +225,6 @@ impl Db {
             }
         }
         tri!(tx.commit(), &self.path);
-        Ok(doomed.len())
+        Ok(removed)
     }
 }

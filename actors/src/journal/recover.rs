@@ -21,53 +21,60 @@ pub struct Recovered {
 
 /// Reads the snapshot from `state` and the journal tail from `journal`.
 pub fn recover(state: Option<&Db>, journal: Option<&Db>) -> Result<Recovered, JournalError> {
-    let snapshot = match state {
+    let mut params = match state {
         Some(db) => db.read_snapshot()?,
         None => Vec::new(),
     };
-    let from_snapshot = snapshot.len();
+    let from_snapshot = params.len();
     let covered = match state {
         Some(db) => db.snapshot_seq()?,
         None => 0,
     };
-    let mut last_seq = 0;
+    let mut last_seq = covered;
     let mut from_journal = 0;
-    let params = match journal {
-        None => snapshot,
-        Some(db) => {
-            let mut by_address: HashMap<String, PersistedParam> = snapshot
-                .into_iter()
-                .map(|p| (p.address.clone(), p))
-                .collect();
-            db.scan_from(covered, |seq, entry| {
-                last_seq = seq;
-                if let Body::Set { value, revision } = entry.body {
-                    from_journal += 1;
-                    let known = by_address.get(&entry.address);
-                    let newer = known.is_none_or(|p| p.revision < revision);
-                    let ttl = known.and_then(|p| p.ttl);
-                    if newer {
-                        by_address.insert(
-                            entry.address.clone(),
-                            PersistedParam {
-                                address: entry.address,
-                                value,
-                                revision,
-                                writer: entry.author,
-                                timestamp: entry.timestamp,
-                                ttl,
-                                ttl_anchor_us: entry.timestamp,
-                                lock: None,
-                            },
-                        );
+    if let Some(db) = journal {
+        // The newest SET per address in the tail; usually few next to the snapshot, so only
+        // they are indexed.
+        let mut tail: HashMap<String, PersistedParam> = HashMap::new();
+        db.scan_from(covered, |seq, entry| {
+            last_seq = seq;
+            if let Body::Set { value, revision } = entry.body {
+                from_journal += 1;
+                if tail
+                    .get(&entry.address)
+                    .is_none_or(|p| p.revision < revision)
+                {
+                    tail.insert(
+                        entry.address.clone(),
+                        PersistedParam {
+                            address: entry.address,
+                            value,
+                            revision,
+                            writer: entry.author,
+                            timestamp: entry.timestamp,
+                            ttl: None,
+                            ttl_anchor_us: entry.timestamp,
+                            lock: None,
+                        },
+                    );
+                }
+            }
+            true
+        })?;
+        if !tail.is_empty() {
+            for p in params.iter_mut() {
+                if let Some(newer) = tail.remove(&p.address) {
+                    if newer.revision > p.revision {
+                        // Keep the TTL rule the snapshot knew; the journal does not record it.
+                        let ttl = p.ttl;
+                        *p = PersistedParam { ttl, ..newer };
                     }
                 }
-                true
-            })?;
-            last_seq = last_seq.max(db.last_seq()?).max(covered);
-            by_address.into_values().collect()
+            }
+            params.extend(tail.into_values());
         }
-    };
+        last_seq = last_seq.max(db.last_seq()?);
+    }
     Ok(Recovered {
         params,
         from_snapshot,

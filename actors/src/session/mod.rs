@@ -267,14 +267,7 @@ impl Session {
             Message::Replay(r) if !self.may_pattern(&r.pattern) => {
                 self.deny(ctx, Action::Read, r.pattern.as_str());
             }
-            Message::Replay(r) => {
-                self.error(
-                    ctx,
-                    501,
-                    "Journal not configured on this router",
-                    Some(r.pattern.to_string()),
-                );
-            }
+            Message::Replay(r) => self.replay(r, ctx),
             Message::FederationSync(_) => {
                 if self.features.has(FeatureSet::FEDERATION) {
                     self.error(ctx, 501, "Federation not configured on this router", None);
@@ -442,6 +435,108 @@ impl Session {
         );
     }
 
+    /// Sends an ACK once everything written so far is in the journal (at once without one).
+    fn ack_when_durable(&mut self, ctx: &mut Context<Self>, ack: Ack) {
+        let Some(journal) = self.router.journal.clone() else {
+            self.send(ctx, &Message::Ack(ack));
+            return;
+        };
+        let (done, durable) = tokio::sync::oneshot::channel();
+        journal.do_send(crate::journal::Barrier(done));
+        ctx.wait(
+            async move { durable.await.is_ok() }
+                .into_actor(self)
+                .map(move |ok, act, ctx| {
+                    if ok {
+                        act.send(ctx, &Message::Ack(ack));
+                    } else {
+                        act.error(ctx, 500, "Journal unavailable: write not confirmed", None);
+                    }
+                }),
+        );
+    }
+
+    /// REPLAY (WIRE §7.11, FEATURES PJ-3): journal entries the session may read, oldest first,
+    /// each as the SET or PUBLISH it was, then an ACK naming the pattern (revision = the last
+    /// entry's seq, 0 for none) so a client knows the replay is complete.
+    fn replay(&mut self, r: clasp_proto::Replay, ctx: &mut Context<Self>) {
+        let Some(journal) = self.router.journal.clone() else {
+            let pattern = r.pattern.to_string();
+            self.error(
+                ctx,
+                501,
+                "Journal not configured on this router",
+                Some(pattern),
+            );
+            return;
+        };
+        let pattern = r.pattern.to_string();
+        let query = crate::journal::ReplayQuery {
+            pattern: r.pattern,
+            from: r.from,
+            to: r.to,
+            limit: r.limit,
+            types: r.types,
+        };
+        ctx.wait(
+            async move { journal.send(query).await }
+                .into_actor(self)
+                .map(move |answer, act, ctx| {
+                    let entries = match answer {
+                        Ok(Ok(entries)) => entries,
+                        Ok(Err(e)) => {
+                            act.error(
+                                ctx,
+                                500,
+                                format!("Journal query failed: {e}"),
+                                Some(pattern),
+                            );
+                            return;
+                        }
+                        Err(e) => {
+                            act.error(ctx, 500, format!("Journal unavailable: {e}"), Some(pattern));
+                            return;
+                        }
+                    };
+                    let mut last = 0;
+                    for (seq, entry) in entries {
+                        if !act.may(Action::Read, &entry.address) {
+                            continue;
+                        }
+                        last = seq;
+                        let frame = match entry.body {
+                            crate::journal::Body::Set { value, revision } => {
+                                match clasp_proto::Address::parse(&entry.address) {
+                                    Ok(address) => {
+                                        let set = Set {
+                                            revision: Some(revision),
+                                            ..Set::new(address, value)
+                                        };
+                                        encode_frame(&crate::shard::SET_HEADER, &Message::Set(set))
+                                            .ok()
+                                            .map(Bytes::from)
+                                    }
+                                    Err(_) => None,
+                                }
+                            }
+                            crate::journal::Body::Publish { frame, .. } => Some(Bytes::from(frame)),
+                        };
+                        // The app config's visibility and redaction apply to replays too.
+                        let frame = frame.and_then(|f| act.app_view_replayed(&entry.address, f));
+                        if let Some(frame) = frame {
+                            act.push(ctx, frame, DeliveryClass::Reliable, None);
+                        }
+                    }
+                    let done = Ack {
+                        address: Some(pattern),
+                        revision: Some(last),
+                        ..Ack::default()
+                    };
+                    act.send(ctx, &Message::Ack(done));
+                }),
+        );
+    }
+
     /// BUNDLE (FEATURES ST-18/19): all SETs are checked on their shards first and applied
     /// only if every one passes (two-phase across shards); PUBLISHes follow. A future
     /// timestamp holds the bundle until that router time.
@@ -563,12 +658,12 @@ impl Session {
                             }
                         }
                         if qos >= QoS::Confirm {
-                            act.send(
+                            act.ack_when_durable(
                                 ctx,
-                                &Message::Ack(Ack {
+                                Ack {
                                     revision,
                                     ..Ack::default()
-                                }),
+                                },
                             );
                         }
                     }

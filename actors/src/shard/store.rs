@@ -198,6 +198,26 @@ impl ParamStore {
         self.params.is_empty()
     }
 
+    /// Only the index the eviction policy reads is kept, and none without a limit: each is a
+    /// B-tree insert per new param and per use.
+    fn tracks_use(&self) -> bool {
+        self.limits.max_params != 0 && self.limits.eviction == Eviction::Lru
+    }
+
+    fn tracks_age(&self) -> bool {
+        self.limits.max_params != 0 && self.limits.eviction == Eviction::Oldest
+    }
+
+    /// Indexes a new param created (and used) at `seq`.
+    fn index(&mut self, seq: u64, address: &Address) {
+        if self.tracks_age() {
+            self.by_age.insert(seq, address.clone());
+        }
+        if self.tracks_use() {
+            self.by_use.insert(seq, address.clone());
+        }
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
@@ -205,14 +225,17 @@ impl ParamStore {
 
     fn touch(&mut self, address: &Address, now: Instant) {
         let seq = self.next_seq();
+        let tracks_use = self.tracks_use();
         if let Some(p) = self.params.get_mut(address) {
-            self.by_use.remove(&p.used);
+            if tracks_use {
+                self.by_use.remove(&p.used);
+                self.by_use.insert(seq, address.clone());
+            }
             p.used = seq;
             p.last_use = now;
             if matches!(p.ttl, Some(Ttl::Sliding(_))) {
                 p.ttl_anchor = now;
             }
-            self.by_use.insert(seq, address.clone());
         }
     }
 
@@ -312,8 +335,7 @@ impl ParamStore {
                 used: seq,
                 history: std::collections::VecDeque::new(),
             };
-            self.by_age.insert(seq, set.address.clone());
-            self.by_use.insert(seq, set.address.clone());
+            self.index(seq, &set.address);
             self.params.insert(set.address.clone(), param);
             self.limits.total.fetch_add(1, Ordering::Relaxed);
             return Ok(Applied {
@@ -481,6 +503,9 @@ impl ParamStore {
     /// when their holder goes, as at a disconnect.
     pub fn restore(&mut self, params: Vec<PersistedParam>, now_us: u64, now: Instant) -> usize {
         let mut restored = 0;
+        self.params.reserve(params.len());
+        // Many params share a writer: one allocation per writer, not per param.
+        let mut writers: HashMap<String, Arc<str>> = HashMap::new();
         for r in params {
             let Ok(address) = Address::parse(&r.address) else {
                 tracing::warn!(address = %r.address, "recovered param with an invalid address skipped");
@@ -499,7 +524,14 @@ impl ParamStore {
             let param = Param {
                 value: r.value,
                 revision: r.revision,
-                writer: Arc::from(r.writer),
+                writer: match writers.get(&r.writer) {
+                    Some(w) => w.clone(),
+                    None => {
+                        let w: Arc<str> = Arc::from(r.writer.as_str());
+                        writers.insert(r.writer, w.clone());
+                        w
+                    }
+                },
                 timestamp: r.timestamp,
                 ttl: r.ttl.map(Ttl::from),
                 ttl_anchor: anchor,
@@ -515,8 +547,7 @@ impl ParamStore {
             } else {
                 self.limits.total.fetch_add(1, Ordering::Relaxed);
             }
-            self.by_age.insert(seq, address.clone());
-            self.by_use.insert(seq, address);
+            self.index(seq, &address);
             restored += 1;
         }
         restored
