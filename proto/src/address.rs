@@ -34,6 +34,13 @@ impl Address {
         Ok(Self(Arc::from(text)))
     }
 
+    /// Validates and wraps an already shared string without copying it (recovery decodes
+    /// a million of them straight into `Arc<str>`).
+    pub fn from_shared(text: Arc<str>) -> Result<Self, AddressError> {
+        Self::check(&text)?;
+        Ok(Self(text))
+    }
+
     pub(crate) fn check(text: &str) -> Result<(), AddressError> {
         if text.is_empty() {
             Err(AddressError::Empty)
@@ -44,6 +51,11 @@ impl Address {
         } else {
             Ok(())
         }
+    }
+
+    /// The shared text, for keeping the address elsewhere without copying it.
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
     }
 
     /// The address text.

@@ -196,6 +196,20 @@ impl Handler<Append> for Journal {
     }
 }
 
+/// Several entries from one shard, in order (a shard batches what one mailbox drain produced).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AppendBatch(pub Vec<Append>);
+
+impl Handler<AppendBatch> for Journal {
+    type Result = ();
+    fn handle(&mut self, msg: AppendBatch, ctx: &mut Context<Self>) {
+        for append in msg.0 {
+            self.handle(append, ctx);
+        }
+    }
+}
+
 /// Resolves once everything appended before it is durable (bundle ACKs wait on this).
 #[derive(Message)]
 #[rtype(result = "()")]

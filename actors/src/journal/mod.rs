@@ -8,7 +8,7 @@ pub mod recover;
 
 use serde::{Deserialize, Serialize};
 
-pub use actor::{Append, Barrier, Journal, ReplayQuery, WriteSnapshot};
+pub use actor::{Append, AppendBatch, Barrier, Journal, ReplayQuery, WriteSnapshot};
 pub use recover::{recover, Recovered};
 
 use clasp_proto::Value;
@@ -18,10 +18,10 @@ use clasp_proto::Value;
 pub struct Entry {
     /// Router-clock µs when it was accepted.
     pub timestamp: u64,
-    /// Session id of the writer.
-    pub author: String,
-    /// Address written or published to.
-    pub address: String,
+    /// Session id of the writer (shared with the session: logging it costs no copy).
+    pub author: std::sync::Arc<str>,
+    /// Address written or published to (shared with the store).
+    pub address: std::sync::Arc<str>,
     /// What happened.
     pub body: Body,
 }

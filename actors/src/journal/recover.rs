@@ -35,7 +35,7 @@ pub fn recover(state: Option<&Db>, journal: Option<&Db>) -> Result<Recovered, Jo
     if let Some(db) = journal {
         // The newest SET per address in the tail; usually few next to the snapshot, so only
         // they are indexed.
-        let mut tail: HashMap<String, PersistedParam> = HashMap::new();
+        let mut tail: HashMap<std::sync::Arc<str>, PersistedParam> = HashMap::new();
         db.scan_from(covered, |seq, entry| {
             last_seq = seq;
             if let Body::Set { value, revision } = entry.body {
@@ -63,7 +63,7 @@ pub fn recover(state: Option<&Db>, journal: Option<&Db>) -> Result<Recovered, Jo
         })?;
         if !tail.is_empty() {
             for p in params.iter_mut() {
-                if let Some(newer) = tail.remove(&p.address) {
+                if let Some(newer) = tail.remove(&*p.address) {
                     if newer.revision > p.revision {
                         // Keep the TTL rule the snapshot knew; the journal does not record it.
                         let ttl = p.ttl;

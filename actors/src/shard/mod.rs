@@ -22,7 +22,7 @@ pub use subs::{SubKey, Subscriptions};
 use crate::clock::now_micros;
 use crate::config::RelayConfig;
 use crate::health::{ActorState, ActorTable};
-use crate::journal::{Append, Body, Entry, Journal};
+use crate::journal::{Append, AppendBatch, Body, Entry, Journal};
 use crate::messages::*;
 
 /// Frame header the router uses for SET broadcasts (§3.6: `0x41`).
@@ -89,6 +89,10 @@ pub struct Shard {
     journal: Option<Addr<Journal>>,
     /// State recovered at start, loaded when the actor starts.
     restored: Vec<PersistedParam>,
+    /// Journal entries of the messages being handled now, sent as one batch once the
+    /// mailbox is drained (one cross-thread wake-up per burst, not per SET).
+    journal_buf: Vec<Append>,
+    journal_flush_pending: bool,
 }
 
 impl Shard {
@@ -112,6 +116,8 @@ impl Shard {
             actors,
             journal: None,
             restored: Vec::new(),
+            journal_buf: Vec::new(),
+            journal_flush_pending: false,
         }
     }
 
@@ -128,7 +134,12 @@ impl Shard {
     }
 
     /// Hands an accepted SET to the journal, or, without one, sends its ACK at once.
-    fn record_set(&self, echo: &Set, writer: &str, ack: Option<(&Recipient<Deliver>, Message)>) {
+    fn record_set(
+        &mut self,
+        echo: &Set,
+        writer: &Arc<str>,
+        ack: Option<(&Recipient<Deliver>, Message)>,
+    ) {
         let Some(journal) = &self.journal else {
             if let Some((to, message)) = ack {
                 reply(to, &message);
@@ -137,27 +148,47 @@ impl Shard {
         };
         let entry = Entry {
             timestamp: now_micros(),
-            author: writer.to_string(),
-            address: echo.address.to_string(),
+            author: writer.clone(),
+            address: echo.address.shared(),
             body: Body::Set {
                 value: echo.value.clone(),
                 revision: echo.revision.unwrap_or(0),
             },
         };
         let ack = ack.and_then(|(to, m)| reply_frame(&m).map(|f| (to.clone(), f)));
-        journal.do_send(Append { entry, ack });
+        let _ = journal;
+        self.journal_buf.push(Append { entry, ack });
+    }
+
+    /// Sends the buffered entries once the messages queued now are handled.
+    fn schedule_journal(&mut self, ctx: &mut Context<Self>) {
+        if self.journal_buf.is_empty() || self.journal_flush_pending {
+            return;
+        }
+        self.journal_flush_pending = true;
+        ctx.run_later(Duration::ZERO, |shard, _| shard.flush_journal());
+    }
+
+    /// Sends the buffered entries now (before a reply that a durability barrier may follow).
+    fn flush_journal(&mut self) {
+        self.journal_flush_pending = false;
+        if let (Some(journal), false) = (&self.journal, self.journal_buf.is_empty()) {
+            journal.do_send(AppendBatch(std::mem::take(&mut self.journal_buf)));
+        }
     }
 
     /// Hands an accepted PUBLISH to the journal, as the frame subscribers receive.
-    fn record_publish(&self, publish: &Publish, writer: &str) {
-        let Some(journal) = &self.journal else { return };
+    fn record_publish(&mut self, publish: &Publish, writer: &Arc<str>) {
+        if self.journal.is_none() {
+            return;
+        }
         let header = FrameHeader::new(publish_qos(publish.signal));
         match encode_frame(&header, &Message::Publish(publish.clone())) {
-            Ok(frame) => journal.do_send(Append {
+            Ok(frame) => self.journal_buf.push(Append {
                 entry: Entry {
                     timestamp: now_micros(),
-                    author: writer.to_string(),
-                    address: publish.address.to_string(),
+                    author: writer.clone(),
+                    address: publish.address.shared(),
                     body: Body::Publish {
                         signal: publish.signal as u8,
                         frame,
@@ -388,6 +419,8 @@ impl Shard {
         for m in parked {
             self.set(m);
         }
+        // Called outside the SET handler's scheduling: send what the parked SETs produced.
+        self.flush_journal();
     }
 }
 
@@ -430,15 +463,17 @@ impl Supervised for Shard {
 
 impl Handler<ShardSet> for Shard {
     type Result = ();
-    fn handle(&mut self, msg: ShardSet, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ShardSet, ctx: &mut Context<Self>) {
         self.set(msg);
+        self.schedule_journal(ctx);
     }
 }
 
 impl Handler<ShardPublish> for Shard {
     type Result = ();
-    fn handle(&mut self, msg: ShardPublish, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ShardPublish, ctx: &mut Context<Self>) {
         self.record_publish(&msg.publish, &msg.origin.id);
+        self.schedule_journal(ctx);
         self.publish(msg.origin.key, msg.publish);
     }
 }
@@ -620,12 +655,15 @@ impl Handler<BundlePrepare> for Shard {
             },
         );
         if msg.commit_now {
-            return Ok(self.commit(bundle));
+            let last = self.commit(bundle);
+            self.flush_journal();
+            return Ok(last);
         }
         ctx.run_later(PREPARE_TIMEOUT, move |shard, _| {
             if shard.prepared.remove(&bundle).is_some() {
                 tracing::warn!(bundle, "prepared bundle never committed; aborted");
                 shard.unpark();
+                shard.flush_journal();
             }
         });
         Ok(None)
@@ -635,7 +673,10 @@ impl Handler<BundlePrepare> for Shard {
 impl Handler<BundleCommit> for Shard {
     type Result = Option<u64>;
     fn handle(&mut self, msg: BundleCommit, _: &mut Context<Self>) -> Self::Result {
-        self.commit(msg.bundle)
+        let last = self.commit(msg.bundle);
+        // The session's durability barrier follows this reply: the entries must be ahead of it.
+        self.flush_journal();
+        last
     }
 }
 

@@ -64,14 +64,14 @@ impl SetError {
 /// A param as snapshots and the journal keep it (postcard-encoded).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PersistedParam {
-    /// Address.
-    pub address: String,
+    /// Address (shared, so recovery decodes it once and the store keeps that allocation).
+    pub address: Arc<str>,
     /// Value.
     pub value: Value,
     /// Revision, which keeps growing across restarts.
     pub revision: u64,
     /// Session id of the last writer.
-    pub writer: String,
+    pub writer: Arc<str>,
     /// Router-clock µs of the last write.
     pub timestamp: u64,
     /// Lifetime rule set by a SET, if any.
@@ -484,10 +484,10 @@ impl ParamStore {
         self.params
             .iter()
             .map(|(address, p)| PersistedParam {
-                address: address.to_string(),
+                address: Arc::from(address.as_str()),
                 value: p.value.clone(),
                 revision: p.revision,
-                writer: p.writer.to_string(),
+                writer: p.writer.clone(),
                 timestamp: p.timestamp,
                 ttl: p.ttl.map(PersistedTtl::from),
                 ttl_anchor_us: now_us
@@ -502,54 +502,59 @@ impl ParamStore {
     /// Locks are not restored: every session ended with the process, and locks are released
     /// when their holder goes, as at a disconnect.
     pub fn restore(&mut self, params: Vec<PersistedParam>, now_us: u64, now: Instant) -> usize {
+        use std::collections::hash_map::Entry as Slot;
         let mut restored = 0;
+        let mut added = 0;
         self.params.reserve(params.len());
-        // Many params share a writer: one allocation per writer, not per param.
-        let mut writers: HashMap<String, Arc<str>> = HashMap::new();
         for r in params {
-            let Ok(address) = Address::parse(&r.address) else {
-                tracing::warn!(address = %r.address, "recovered param with an invalid address skipped");
-                continue;
+            let address = match Address::from_shared(r.address) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "recovered param with an invalid address skipped");
+                    continue;
+                }
             };
-            if self
-                .params
-                .get(&address)
-                .is_some_and(|p| p.revision >= r.revision)
-            {
-                continue;
-            }
             let age = Duration::from_micros(now_us.saturating_sub(r.ttl_anchor_us));
-            let anchor = now.checked_sub(age).unwrap_or(now);
-            let seq = self.next_seq();
+            let writer = r.writer;
+            self.seq += 1;
+            let seq = self.seq;
             let param = Param {
                 value: r.value,
                 revision: r.revision,
-                writer: match writers.get(&r.writer) {
-                    Some(w) => w.clone(),
-                    None => {
-                        let w: Arc<str> = Arc::from(r.writer.as_str());
-                        writers.insert(r.writer, w.clone());
-                        w
-                    }
-                },
+                writer,
                 timestamp: r.timestamp,
                 ttl: r.ttl.map(Ttl::from),
-                ttl_anchor: anchor,
+                ttl_anchor: now.checked_sub(age).unwrap_or(now),
                 last_use: now,
                 lock: None,
                 created: seq,
                 used: seq,
                 history: std::collections::VecDeque::new(),
             };
-            if let Some(old) = self.params.insert(address.clone(), param) {
-                self.by_age.remove(&old.created);
-                self.by_use.remove(&old.used);
-            } else {
-                self.limits.total.fetch_add(1, Ordering::Relaxed);
+            // One probe of the table per param: recovery is bound by its cache misses. The key
+            // is shared with an eviction index only when one is kept.
+            let indexed = (self.tracks_use() || self.tracks_age()).then(|| address.clone());
+            match self.params.entry(address) {
+                Slot::Occupied(mut slot) => {
+                    if slot.get().revision >= param.revision {
+                        continue;
+                    }
+                    let old = slot.insert(param);
+                    self.by_age.remove(&old.created);
+                    self.by_use.remove(&old.used);
+                }
+                Slot::Vacant(slot) => {
+                    slot.insert(param);
+                    added += 1;
+                }
             }
-            self.index(seq, &address);
+            if let Some(address) = indexed {
+                self.index(seq, &address);
+            }
             restored += 1;
         }
+        // One shared-counter update for the whole load, not one per param per shard thread.
+        self.limits.total.fetch_add(added, Ordering::Relaxed);
         restored
     }
 
