@@ -368,29 +368,11 @@ async fn an_open_relay_validates_values_but_has_no_identity_to_check() {
 
 /// HELLO with `token` over a raw WebSocket; the values of the initial SNAPSHOT.
 async fn initial_snapshot(port: u16, token: &str) -> Vec<clasp_proto::ParamState> {
-    use clasp_proto::{decode_frame, encode_frame, FeatureSet, FrameHeader, Hello, Message, QoS};
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message as Ws;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
-        .await
-        .expect("upgrade");
-    let hello = Message::Hello(Hello {
-        version: 1,
-        features: FeatureSet::CLIENT_DEFAULT,
-        name: "raw".into(),
-        token: Some(token.into()),
-    });
-    let frame = encode_frame(&FrameHeader::new(QoS::Fire), &hello).expect("encodes");
-    ws.send(Ws::Binary(frame)).await.expect("sends");
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(3), ws.next())
-            .await
-            .expect("the relay answers HELLO");
-        if let Some(Ok(Ws::Binary(b))) = next {
-            if let Message::Snapshot(s) = decode_frame(&b).expect("decodes").message {
-                return s.params;
-            }
-        }
+    let (_ws, frames, closed) = raw_hello(port, Some(token)).await;
+    assert!(!closed, "the relay accepted the token: {frames:?}");
+    match frames.into_iter().last() {
+        Some(clasp_proto::Message::Snapshot(s)) => s.params,
+        other => panic!("expected the initial SNAPSHOT, got {other:?}"),
     }
 }
 

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clasp::{Client, ClientError};
+use clasp_proto::{decode_frame, encode_frame, FeatureSet, FrameHeader, Hello, Message, QoS};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value as Json};
+use tokio_tungstenite::tungstenite::Message as Ws;
 
 use super::Relay;
 
@@ -96,5 +99,42 @@ pub fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u16 {
     match r {
         Err(ClientError::Server { code, .. }) | Err(ClientError::Refused { code, .. }) => code,
         other => panic!("expected an ERROR from the relay, got {other:?}"),
+    }
+}
+
+/// A raw WebSocket to the relay.
+pub type Raw =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Raw HELLO with `token`; returns the socket and every frame up to the first SNAPSHOT (or
+/// up to the close).
+pub async fn raw_hello(port: u16, token: Option<&str>) -> (Raw, Vec<Message>, bool) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .expect("upgrade");
+    let hello = Message::Hello(Hello {
+        version: 1,
+        features: FeatureSet::CLIENT_DEFAULT,
+        name: "raw".into(),
+        token: token.map(str::to_string),
+    });
+    let frame = encode_frame(&FrameHeader::new(QoS::Fire), &hello).expect("encodes");
+    ws.send(Ws::Binary(frame)).await.expect("send");
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Ws::Binary(b)))) => {
+                let m = decode_frame(&b).expect("decodable").message;
+                let done = matches!(m, Message::Snapshot(_));
+                got.push(m);
+                if done {
+                    return (ws, got, false);
+                }
+            }
+            Ok(Some(Ok(Ws::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return (ws, got, true),
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => panic!("nothing conclusive within 3 s after HELLO: {got:?}"),
+        }
     }
 }

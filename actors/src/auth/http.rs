@@ -118,6 +118,16 @@ pub(crate) fn bearer(req: &HttpRequest) -> Option<String> {
         .map(|t| t.trim().to_string())
 }
 
+/// Counts a registration or guest request against its address's limit (429 when over).
+async fn count_registration(auth: &Addr<Auth>, req: &HttpRequest) -> Result<(), ApiError> {
+    let attempt = Attempt {
+        limit: Limit::Register,
+        peer: peer(req),
+        username: None,
+    };
+    ask(auth, attempt).await?
+}
+
 #[derive(Debug, Deserialize)]
 struct RegisterBody {
     username: String,
@@ -176,15 +186,7 @@ async fn register(
 ) -> ApiResult {
     let auth = actor(&api)?;
     let body = body.into_inner();
-    ask(
-        auth,
-        Attempt {
-            limit: Limit::Register,
-            peer: peer(&req),
-            username: None,
-        },
-    )
-    .await??;
+    count_registration(auth, &req).await?;
     let username = check_username(&body.username)?;
     check_user_id(&body.user_id)?;
     if body.password.chars().count() < 6 || body.password.len() > MAX_PASSWORD {
@@ -289,15 +291,7 @@ async fn guest(
 ) -> ApiResult {
     let auth = actor(&api)?;
     let body = body.map(web::Json::into_inner).unwrap_or_default();
-    ask(
-        auth,
-        Attempt {
-            limit: Limit::Register,
-            peer: peer(&req),
-            username: None,
-        },
-    )
-    .await??;
+    count_registration(auth, &req).await?;
     let name = body.name.as_deref().map(check_username).transpose()?;
     check_user_id(&body.user_id)?;
     let issued = ask(
