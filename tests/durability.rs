@@ -324,3 +324,33 @@ fn an_unreadable_journal_file_stops_the_relay_with_a_clear_error() {
     assert!(!out.status.success(), "must not start");
     assert!(err.contains("not-a-db.redb"), "names the file: {err}");
 }
+
+#[tokio::test]
+async fn a_replay_larger_than_the_outbound_queue_arrives_whole() {
+    let dir = temp_dir("dur-replay-big");
+    let journal = dir.join("journal.redb");
+    let relay = Relay::start(&["--journal", arg(&journal)]);
+    let c = client(&relay).await;
+    const N: i64 = 20_000; // about five times the 4096-frame outbound queue
+    for i in 0..N {
+        c.emit("/big/ev", i).await.expect("emit");
+    }
+    // Same namespace, so same shard and in order: its ACK means every event before it is in
+    // the journal.
+    c.set("/big/marker", 1i64)
+        .await
+        .expect("marker acknowledged");
+    let got = c.replay("/big/ev", None, None, None).await.expect("replay");
+    assert_eq!(
+        got.len(),
+        N as usize,
+        "every entry, none shed, client not cut off"
+    );
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, u)| u.value == Value::Int(i as i64)),
+        "in order"
+    );
+    c.ping().await.expect("the session is still open");
+}

@@ -491,8 +491,8 @@ async fn a_client_that_stops_reading_is_disconnected_and_others_keep_going() {
         };
         send(&mut publisher, QoS::Fire, &Message::Publish(ev)).await;
         sent += 1;
-        if sent % 64 == 0 {
-            // The fast client keeps up.
+        if sent % 16 == 0 {
+            // The fast client keeps up (often enough to stay ahead on a loaded 2-core CI box).
             let _ = drain(&mut fast, Duration::from_millis(1)).await;
         }
     }

@@ -499,6 +499,7 @@ impl Session {
                         }
                     };
                     let mut last = 0;
+                    let mut frames = Vec::new();
                     for (seq, entry) in entries {
                         if !act.may(Action::Read, &entry.address) {
                             continue;
@@ -522,9 +523,10 @@ impl Session {
                             crate::journal::Body::Publish { frame, .. } => Some(Bytes::from(frame)),
                         };
                         // The app config's visibility and redaction apply to replays too.
-                        let frame = frame.and_then(|f| act.app_view_replayed(&entry.address, f));
-                        if let Some(frame) = frame {
-                            act.push(ctx, frame, DeliveryClass::Reliable, None);
+                        if let Some(f) =
+                            frame.and_then(|f| act.app_view_replayed(&entry.address, f))
+                        {
+                            frames.push(f);
                         }
                     }
                     let done = Ack {
@@ -532,8 +534,31 @@ impl Session {
                         revision: Some(last),
                         ..Ack::default()
                     };
-                    act.send(ctx, &Message::Ack(done));
+                    act.send_paced(ctx, frames, Message::Ack(done));
                 }),
+        );
+    }
+
+    /// Queues `frames` no faster than the client takes them (a replay may hold far more
+    /// than the outbound queue), then `then`. Nothing is shed and the client is never cut off
+    /// for being "slow" at a burst it asked for.
+    fn send_paced(&mut self, ctx: &mut Context<Self>, frames: Vec<Bytes>, then: Message) {
+        let queue = self.queue.clone();
+        let limit = self.router.config.session_queue.max(1);
+        let paced = async move {
+            let mut frames = frames.into_iter().peekable();
+            while frames.peek().is_some() {
+                queue.wait_until_drained().await;
+                let room = limit.saturating_sub(queue.len()).max(1);
+                for frame in frames.by_ref().take(room) {
+                    queue.push(frame, DeliveryClass::Reliable, None);
+                }
+            }
+        };
+        ctx.wait(
+            paced
+                .into_actor(self)
+                .map(move |_, act, ctx| act.send(ctx, &then)),
         );
     }
 
