@@ -47,6 +47,21 @@ pub enum RelayError {
     AppConfig(#[from] crate::appconfig::AppConfigError),
 }
 
+/// Binds an `HttpServer` to `addr`, with TLS when a configuration is given: the relay's port
+/// and the auth port bind the same way. (A macro: the server's generic bounds are long.)
+macro_rules! bind_server {
+    ($server:expr, $addr:expr, $tls:expr) => {
+        match $tls {
+            Some(tls) => $server.bind_rustls_0_23($addr, tls),
+            None => $server.bind($addr),
+        }
+        .map_err(|source| RelayError::Bind {
+            addr: $addr.to_string(),
+            source,
+        })
+    };
+}
+
 /// A running relay.
 pub struct Relay {
     router: Router,
@@ -165,14 +180,7 @@ impl Relay {
         .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(1);
-        let server = match tls {
-            Some(tls) => server.bind_rustls_0_23(&bind, tls),
-            None => server.bind(&bind),
-        }
-        .map_err(|source| RelayError::Bind {
-            addr: bind.clone(),
-            source,
-        })?;
+        let server = bind_server!(server, &bind, tls)?;
         let addrs = server.addrs();
         let server = server.run();
         let handle = server.handle();
@@ -304,14 +312,7 @@ fn start_auth_port(
     .workers(1)
     .disable_signals()
     .shutdown_timeout(1);
-    let server = match tls {
-        Some(tls) => server.bind_rustls_0_23(&bind, tls),
-        None => server.bind(&bind),
-    }
-    .map_err(|source| RelayError::Bind {
-        addr: bind.clone(),
-        source,
-    })?;
+    let server = bind_server!(server, &bind, tls)?;
     let addrs = server.addrs();
     let server = server.run();
     let handle = server.handle();
