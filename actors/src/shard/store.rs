@@ -140,7 +140,8 @@ struct Param {
     used: u64,
     /// Earlier (value, revision, timestamp), oldest first; kept only while some
     /// subscription asked for history.
-    history: std::collections::VecDeque<(Value, u64, u64)>,
+    /// Boxed: most params never get one, and a million params is a million of these slots.
+    history: Option<Box<std::collections::VecDeque<(Value, u64, u64)>>>,
 }
 
 impl Param {
@@ -333,7 +334,7 @@ impl ParamStore {
                 lock: if set.unlock { None } else { lock },
                 created: seq,
                 used: seq,
-                history: std::collections::VecDeque::new(),
+                history: None,
             };
             self.index(seq, &set.address);
             self.params.insert(set.address.clone(), param);
@@ -350,10 +351,10 @@ impl ParamStore {
             });
         };
         if self.history_depth > 0 {
-            p.history
-                .push_back((p.value.clone(), p.revision, p.timestamp));
-            while p.history.len() > self.history_depth {
-                p.history.pop_front();
+            let history = p.history.get_or_insert_with(Default::default);
+            history.push_back((p.value.clone(), p.revision, p.timestamp));
+            while history.len() > self.history_depth {
+                history.pop_front();
             }
         }
         p.value = match (strategy, &p.value, &set.value) {
@@ -448,9 +449,9 @@ impl ParamStore {
             .collect();
         addresses.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         for a in addresses {
-            if let Some(p) = self.params.get(a) {
-                let skip = p.history.len().saturating_sub(n);
-                for (value, revision, _) in p.history.iter().skip(skip) {
+            if let Some(history) = self.params.get(a).and_then(|p| p.history.as_deref()) {
+                let skip = history.len().saturating_sub(n);
+                for (value, revision, _) in history.iter().skip(skip) {
                     out.push(Set {
                         revision: Some(*revision),
                         ..Set::new(a.clone(), value.clone())
@@ -529,7 +530,7 @@ impl ParamStore {
                 lock: None,
                 created: seq,
                 used: seq,
-                history: std::collections::VecDeque::new(),
+                history: None,
             };
             // One probe of the table per param: recovery is bound by its cache misses. The key
             // is shared with an eviction index only when one is kept.
