@@ -140,7 +140,9 @@ struct Param {
     used: u64,
     /// Earlier (value, revision, timestamp), oldest first; kept only while some
     /// subscription asked for history.
-    /// Boxed: most params never get one, and a million params is a million of these slots.
+    /// Boxed: most params never get one, and a million params is a million of these slots
+    /// (8 bytes instead of the deque's 32), which is what the lint's advice would undo.
+    #[allow(clippy::box_collection)]
     history: Option<Box<std::collections::VecDeque<(Value, u64, u64)>>>,
 }
 
