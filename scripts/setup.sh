@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(cmake pkg-config libssl-dev libasound2-dev mosquitto jackd2 liblo-tools)
+APT_PACKAGES=(cmake pkg-config libssl-dev libasound2-dev mosquitto mosquitto-clients jackd2 liblo-tools)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -50,5 +50,22 @@ if [ -f tests/conformance/requirements.txt ]; then
     # A Debian-managed python3 refuses plain pip installs (PEP 668); this one is for tests only.
     python3 -m pip install -q -r tests/conformance/requirements.txt \
       || python3 -m pip install -q --break-system-packages -r tests/conformance/requirements.txt
+  fi
+fi
+
+# Protocol peers for the bridge tests (python-osc, schemathesis, websockets), pinned.
+if [ -f tests/bridges/requirements.txt ]; then
+  if ! python3 - tests/bridges/requirements.txt <<'PY' >/dev/null 2>&1
+import sys, importlib.metadata as m
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if line:
+        name, want = line.split("==")
+        assert m.version(name) == want, name
+PY
+  then
+    echo "setup: installing the bridge test peers (tests/bridges/requirements.txt)"
+    python3 -m pip install -q -r tests/bridges/requirements.txt \
+      || python3 -m pip install -q --break-system-packages -r tests/bridges/requirements.txt
   fi
 fi

@@ -38,6 +38,9 @@ pub enum Command {
     /// Talk to a relay as a client.
     #[command(flatten)]
     Client(crate::client_cmd::ClientCommand),
+    /// Run one protocol bridge as a client of a (remote) relay.
+    #[command(flatten)]
+    Bridge(crate::bridge_cmd::BridgeCommand),
 }
 
 /// Eviction policy names on the command line.
@@ -127,6 +130,9 @@ pub struct RelayArgs {
     /// Journal and persistence settings.
     #[command(flatten)]
     pub durability: DurabilityArgs,
+    /// Bridges run inside the relay.
+    #[command(flatten)]
+    pub bridges: crate::bridge_cmd::EmbeddedBridges,
 }
 
 /// When journal entries are durable.

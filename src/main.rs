@@ -1,11 +1,11 @@
 //! The `clasp` binary: `clasp relay` runs a router. Errors end here as `anyhow` with context.
 
 mod auth_cmd;
+mod bridge_cmd;
 mod cli;
 mod client_cmd;
 mod token_cmd;
 
-use anyhow::Context as _;
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
@@ -13,8 +13,11 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Relay(args) => {
             cli::init_logging(&args.log_level, args.verbose)?;
-            let config = args.into_config().context("invalid relay settings")?;
-            clasp_actors::relay::run_blocking(config).context("relay failed")?;
+            bridge_cmd::run_relay(args)?;
+        }
+        cli::Command::Bridge(cmd) => {
+            cli::init_logging("info", false)?;
+            bridge_cmd::run_standalone(cli.conn, cmd)?;
         }
         cli::Command::Auth(cmd) => {
             if let Err(f) = auth_cmd::run(cli.conn, cmd) {

@@ -62,6 +62,10 @@ macro_rules! bind_server {
     };
 }
 
+/// Extra HTTP routes on the relay's own port, added by whoever assembles the relay (the REST
+/// and JSON WebSocket bridges): the relay serves them without knowing what they are.
+pub type HttpMount = Arc<dyn Fn(&mut web::ServiceConfig, &Router) + Send + Sync>;
+
 /// A running relay.
 pub struct Relay {
     router: Router,
@@ -79,6 +83,11 @@ pub struct Relay {
 impl Relay {
     /// Starts shards and the listener. Must run inside an actix `System`.
     pub fn start(config: RelayConfig) -> Result<Self, RelayError> {
+        Self::start_with(config, Vec::new())
+    }
+
+    /// Starts the relay with extra routes on its port (mounted before the WebSocket entry).
+    pub fn start_with(config: RelayConfig, mounts: Vec<HttpMount>) -> Result<Self, RelayError> {
         let config = Arc::new(config);
         let actors = ActorTable::default();
         let total = Arc::new(AtomicUsize::new(0));
@@ -163,6 +172,7 @@ impl Relay {
             auth_server = Some(handle);
         }
         let app_router = router.clone();
+        let mounts: Arc<[HttpMount]> = mounts.into();
         let bind = format!("{}:{}", config.host, config.port);
         let origins = cors_origins(&config);
         let server = HttpServer::new(move || {
@@ -173,6 +183,11 @@ impl Relay {
                 .configure(crate::auth::http::routes)
                 .app_data(web::Data::new(rules_api.clone()))
                 .configure(crate::rules::http::routes)
+                .configure(|cfg| {
+                    for mount in mounts.iter() {
+                        mount(cfg, &app_router);
+                    }
+                })
                 .default_service(web::to(crate::listener::entry))
         })
         .workers(config.shards.clamp(1, 8))

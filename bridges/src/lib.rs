@@ -1,1 +1,21 @@
-//! Protocol bridges; each protocol is one module (see ARCHITECTURE.md).
+//! Protocol bridges: one module per protocol, each a supervised actor with the same shape
+//! (see `docs/architecture.md`). A bridge is a [`supervise::Bridge`]: one long-running task
+//! that maps its protocol to CLASP addresses and values through a `RouterLink`, so the same
+//! code runs embedded in the relay or standalone against a remote one.
+
+pub mod echo;
+pub mod error;
+pub mod namespace;
+pub mod noise;
+pub mod stats;
+pub mod supervise;
+
+pub mod http;
+pub mod mqtt;
+pub mod osc;
+pub mod wsjson;
+
+pub use error::BridgeError;
+pub use namespace::Namespace;
+pub use stats::BridgeStats;
+pub use supervise::{spawn, Bridge, BridgeHandle, LinkSource};

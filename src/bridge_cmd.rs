@@ -1,0 +1,226 @@
+//! Bridges from the command line: the relay flags that embed them (`clasp relay --osc-port
+//! 8000 --mqtt-port 1883 ...`) and the standalone subcommands (`clasp osc --listen 8000
+//! --target ws://host:7330`) that run one bridge as a client of a remote relay.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use clasp_actors::health::ActorTable;
+use clasp_actors::link::RouterLink;
+use clasp_actors::relay::{HttpMount, Relay};
+use clasp_bridges::http::{HttpBridge, HttpConfig};
+use clasp_bridges::mqtt::{MqttClientBridge, MqttClientConfig, MqttServerBridge, MqttServerConfig};
+use clasp_bridges::osc::{OscBridge, OscConfig};
+use clasp_bridges::wsjson::{WsJsonBridge, WsJsonConfig};
+use clasp_bridges::{spawn, BridgeHandle, LinkSource, Namespace};
+
+use crate::cli::RelayArgs;
+use crate::client_cmd::Conn;
+
+/// Relay flags that run bridges inside the relay process (FEATURES BR-2).
+#[derive(Debug, Clone, Args)]
+pub struct EmbeddedBridges {
+    /// Run the OSC bridge on this UDP port.
+    #[arg(long, env = "CLASP_OSC_PORT")]
+    pub osc_port: Option<u16>,
+    /// Address prefix of the embedded OSC bridge.
+    #[arg(long, default_value = "/osc")]
+    pub osc_namespace: Namespace,
+    /// Where the embedded OSC bridge sends changes (host:port, repeatable).
+    #[arg(long = "osc-send", value_name = "HOST:PORT")]
+    pub osc_send: Vec<String>,
+    /// Be an MQTT broker for plain MQTT clients on this TCP port.
+    #[arg(long, env = "CLASP_MQTT_PORT")]
+    pub mqtt_port: Option<u16>,
+    /// Address prefix of the embedded MQTT broker (and of `--mqtt-broker`).
+    #[arg(long, default_value = "/mqtt")]
+    pub mqtt_namespace: Namespace,
+    /// Bridge to an external MQTT broker (mqtt://host:1883 or mqtts://...).
+    #[arg(long, value_name = "URL")]
+    pub mqtt_broker: Option<String>,
+    /// Also serve the REST API on a port of its own (it is always on the relay's port).
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Serve the JSON WebSocket bridge at this path of the relay's port (e.g. /json).
+    #[arg(long, value_name = "PATH")]
+    pub ws_json_path: Option<String>,
+    /// Serve the JSON WebSocket bridge on a port of its own.
+    #[arg(long)]
+    pub ws_json_port: Option<u16>,
+}
+
+impl EmbeddedBridges {
+    /// The routes the bridges add to the relay's own port.
+    fn mounts(&self, host: &str) -> Vec<HttpMount> {
+        let mut mounts = vec![clasp_bridges::http::mount(HttpConfig {
+            bind: host.to_string(),
+            ..HttpConfig::default()
+        })];
+        if let Some(path) = &self.ws_json_path {
+            mounts.push(clasp_bridges::wsjson::mount(
+                path.clone(),
+                WsJsonConfig {
+                    bind: host.to_string(),
+                    ..WsJsonConfig::default()
+                },
+            ));
+        }
+        mounts
+    }
+
+    /// Starts the bridges that run on ports of their own.
+    fn start(
+        &self,
+        host: &str,
+        source: &LinkSource,
+        actors: &ActorTable,
+    ) -> anyhow::Result<Vec<BridgeHandle>> {
+        let mut handles = Vec::new();
+        if let Some(port) = self.osc_port {
+            let bridge = OscBridge::new(OscConfig {
+                port,
+                bind: host.to_string(),
+                namespace: self.osc_namespace.clone(),
+                send: self.osc_send.clone(),
+                ..OscConfig::default()
+            })?;
+            handles.push(spawn(bridge, source.clone(), actors.clone()));
+        }
+        if let Some(port) = self.mqtt_port {
+            let bridge = MqttServerBridge::new(MqttServerConfig {
+                port,
+                bind: host.to_string(),
+                namespace: self.mqtt_namespace.clone(),
+                ..MqttServerConfig::default()
+            })?;
+            handles.push(spawn(bridge, source.clone(), actors.clone()));
+        }
+        if let Some(broker) = &self.mqtt_broker {
+            let bridge = MqttClientBridge::new(MqttClientConfig {
+                broker: broker.clone(),
+                namespace: self.mqtt_namespace.clone(),
+                ..MqttClientConfig::default()
+            })?;
+            handles.push(spawn(bridge, source.clone(), actors.clone()));
+        }
+        if let Some(port) = self.http_port {
+            let bridge = HttpBridge::new(HttpConfig {
+                port,
+                bind: host.to_string(),
+                ..HttpConfig::default()
+            })?;
+            handles.push(spawn(bridge, source.clone(), actors.clone()));
+        }
+        if let Some(port) = self.ws_json_port {
+            let bridge = WsJsonBridge::new(WsJsonConfig {
+                port,
+                bind: host.to_string(),
+                ..WsJsonConfig::default()
+            })?;
+            handles.push(spawn(bridge, source.clone(), actors.clone()));
+        }
+        Ok(handles)
+    }
+}
+
+/// Runs a relay with the bridges its flags ask for, until SIGTERM or SIGINT.
+pub fn run_relay(args: RelayArgs) -> anyhow::Result<()> {
+    let host = args.host.clone();
+    let mounts = args.bridges.mounts(&host);
+    // Bridge settings are checked before anything binds.
+    let bridges = args.bridges.clone();
+    let config = args.into_config().context("invalid relay settings")?;
+    let system = actix::System::new();
+    system.block_on(async move {
+        let relay = Relay::start_with(config, mounts).context("relay failed to start")?;
+        let router = relay.router().clone();
+        let handles = bridges
+            .start(&host, &LinkSource::Local(router.clone()), &router.actors)
+            .context("invalid bridge settings")?;
+        relay.run_until_signal().await.context("relay failed")?;
+        for handle in handles {
+            handle.stop();
+        }
+        Ok(())
+    })
+}
+
+/// The standalone bridges (FEATURES BR-1).
+#[derive(Debug, Subcommand)]
+pub enum BridgeCommand {
+    /// OSC over UDP (or TCP) to and from a relay.
+    Osc(Standalone<OscConfig>),
+    /// An external MQTT broker to and from a relay.
+    Mqtt(Standalone<MqttClientConfig>),
+    /// A REST API (and Server-Sent Events) for a relay.
+    Http(Standalone<HttpConfig>),
+    /// A JSON-over-WebSocket API for a relay.
+    #[command(name = "websocket", visible_alias = "ws")]
+    Websocket(Standalone<WsJsonConfig>),
+}
+
+/// A standalone bridge's own flags plus the relay it serves.
+#[derive(Debug, Args)]
+pub struct Standalone<C: Args> {
+    /// The relay to bridge to (defaults to --url).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Bridge settings.
+    #[command(flatten)]
+    pub config: C,
+}
+
+/// Connects to the relay and runs one bridge until SIGTERM or SIGINT. The client reconnects
+/// by itself; the bridge is restarted with backoff when its own side fails.
+pub fn run_standalone(conn: Conn, cmd: BridgeCommand) -> anyhow::Result<()> {
+    let system = actix::System::new();
+    system.block_on(async move {
+        let target = match &cmd {
+            BridgeCommand::Osc(s) => s.target.clone(),
+            BridgeCommand::Mqtt(s) => s.target.clone(),
+            BridgeCommand::Http(s) => s.target.clone(),
+            BridgeCommand::Websocket(s) => s.target.clone(),
+        }
+        .unwrap_or_else(|| conn.url.clone());
+        let mut builder = clasp_actors::client::Client::builder(target.clone())
+            .name("clasp-bridge")
+            .reconnect(true)
+            .timeout(Duration::from_secs(conn.timeout.max(1)));
+        if let Some(token) = &conn.token {
+            builder = builder.token(token.clone());
+        }
+        if let Some(ca) = &conn.ca_cert {
+            builder = builder.ca_file(ca.clone());
+        }
+        let client = builder
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to the relay at {target}"))?;
+        let source = LinkSource::Remote(RouterLink::remote(client));
+        let actors = ActorTable::default();
+        let handle = match cmd {
+            BridgeCommand::Osc(s) => spawn(OscBridge::new(s.config)?, source, actors),
+            BridgeCommand::Mqtt(s) => spawn(MqttClientBridge::new(s.config)?, source, actors),
+            BridgeCommand::Http(s) => spawn(HttpBridge::new(s.config)?, source, actors),
+            BridgeCommand::Websocket(s) => spawn(WsJsonBridge::new(s.config)?, source, actors),
+        };
+        shutdown_signal().await;
+        handle.stop();
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    if let Ok(mut term) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
