@@ -69,75 +69,125 @@ impl EmbeddedBridges {
         mounts
     }
 
-    /// Starts the bridges that run on ports of their own.
-    fn start(
-        &self,
-        host: &str,
-        source: &LinkSource,
-        actors: &ActorTable,
-    ) -> anyhow::Result<Vec<BridgeHandle>> {
-        let mut handles = Vec::new();
+    /// Checks the bridge flags without starting anything.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for spec in self.specs("0.0.0.0") {
+            spec.check()?;
+        }
+        Ok(())
+    }
+
+    /// The bridges these flags ask for that run on ports of their own, bound to `host`.
+    // Each config has more settings than the relay exposes as flags; the defaults fill them.
+    #[allow(clippy::needless_update)]
+    fn specs(&self, host: &str) -> Vec<BridgeSpec> {
+        let bind = host.to_string();
+        let mut specs = Vec::new();
         if let Some(port) = self.osc_port {
-            let bridge = OscBridge::new(OscConfig {
+            specs.push(BridgeSpec::Osc(OscConfig {
                 port,
-                bind: host.to_string(),
+                bind: bind.clone(),
                 namespace: self.osc_namespace.clone(),
                 send: self.osc_send.clone(),
                 ..OscConfig::default()
-            })?;
-            handles.push(spawn(bridge, source.clone(), actors.clone()));
+            }));
         }
         if let Some(port) = self.mqtt_port {
-            let bridge = MqttServerBridge::new(MqttServerConfig {
+            specs.push(BridgeSpec::MqttServer(MqttServerConfig {
                 port,
-                bind: host.to_string(),
+                bind: bind.clone(),
                 namespace: self.mqtt_namespace.clone(),
                 ..MqttServerConfig::default()
-            })?;
-            handles.push(spawn(bridge, source.clone(), actors.clone()));
+            }));
         }
         if let Some(broker) = &self.mqtt_broker {
-            let bridge = MqttClientBridge::new(MqttClientConfig {
+            specs.push(BridgeSpec::Mqtt(MqttClientConfig {
                 broker: broker.clone(),
                 namespace: self.mqtt_namespace.clone(),
                 ..MqttClientConfig::default()
-            })?;
-            handles.push(spawn(bridge, source.clone(), actors.clone()));
+            }));
         }
         if let Some(port) = self.http_port {
-            let bridge = HttpBridge::new(HttpConfig {
+            specs.push(BridgeSpec::Http(HttpConfig {
                 port,
-                bind: host.to_string(),
+                bind: bind.clone(),
                 ..HttpConfig::default()
-            })?;
-            handles.push(spawn(bridge, source.clone(), actors.clone()));
+            }));
         }
         if let Some(port) = self.ws_json_port {
-            let bridge = WsJsonBridge::new(WsJsonConfig {
+            specs.push(BridgeSpec::Websocket(WsJsonConfig {
                 port,
-                bind: host.to_string(),
+                bind,
                 ..WsJsonConfig::default()
-            })?;
-            handles.push(spawn(bridge, source.clone(), actors.clone()));
+            }));
         }
-        Ok(handles)
+        specs
     }
 }
 
-/// Runs a relay with the bridges its flags ask for, until SIGTERM or SIGINT.
-pub fn run_relay(args: RelayArgs) -> anyhow::Result<()> {
+/// A `[[bridge]]` table of a config file: `kind` picks the bridge, the other keys are its
+/// settings (the same names as its standalone flags).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum BridgeSpec {
+    /// OSC.
+    Osc(OscConfig),
+    /// Client of an external MQTT broker.
+    Mqtt(MqttClientConfig),
+    /// The embedded MQTT broker.
+    MqttServer(MqttServerConfig),
+    /// REST on a port of its own.
+    Http(HttpConfig),
+    /// JSON over WebSocket on a port of its own.
+    Websocket(WsJsonConfig),
+}
+
+impl BridgeSpec {
+    /// Checks the settings without starting anything.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.clone().start(None, &ActorTable::default()).map(drop)
+    }
+
+    /// Starts the bridge (or only checks it when `source` is `None`).
+    fn start(
+        self,
+        source: Option<&LinkSource>,
+        actors: &ActorTable,
+    ) -> anyhow::Result<Option<BridgeHandle>> {
+        macro_rules! go {
+            ($bridge:expr) => {{
+                let bridge = $bridge?;
+                Ok(source.map(|s| spawn(bridge, s.clone(), actors.clone())))
+            }};
+        }
+        match self {
+            BridgeSpec::Osc(c) => go!(OscBridge::new(c)),
+            BridgeSpec::Mqtt(c) => go!(MqttClientBridge::new(c)),
+            BridgeSpec::MqttServer(c) => go!(MqttServerBridge::new(c)),
+            BridgeSpec::Http(c) => go!(HttpBridge::new(c)),
+            BridgeSpec::Websocket(c) => go!(WsJsonBridge::new(c)),
+        }
+    }
+}
+
+/// Runs a relay with the bridges its flags and config file ask for, until SIGTERM or SIGINT.
+pub fn run_relay(args: RelayArgs, file_bridges: Vec<BridgeSpec>) -> anyhow::Result<()> {
     let host = args.host.clone();
     let mounts = args.bridges.mounts(&host);
-    // Bridge settings are checked before anything binds.
     let bridges = args.bridges.clone();
     let config = args.into_config().context("invalid relay settings")?;
     let system = actix::System::new();
     system.block_on(async move {
         let relay = Relay::start_with(config, mounts).context("relay failed to start")?;
         let router = relay.router().clone();
-        let handles = bridges
-            .start(&host, &LinkSource::Local(router.clone()), &router.actors)
-            .context("invalid bridge settings")?;
+        let source = LinkSource::Local(router.clone());
+        let mut handles = Vec::new();
+        for spec in bridges.specs(&host).into_iter().chain(file_bridges) {
+            handles.extend(
+                spec.start(Some(&source), &router.actors)
+                    .context("invalid bridge settings")?,
+            );
+        }
         relay.run_until_signal().await.context("relay failed")?;
         for handle in handles {
             handle.stop();
@@ -213,8 +263,7 @@ pub fn run_standalone(conn: Conn, cmd: BridgeCommand) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     #[cfg(unix)]
-    if let Ok(mut term) =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     {
         tokio::select! {
             _ = term.recv() => {}

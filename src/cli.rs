@@ -41,6 +41,19 @@ pub enum Command {
     /// Run one protocol bridge as a client of a (remote) relay.
     #[command(flatten)]
     Bridge(crate::bridge_cmd::BridgeCommand),
+    /// Check a relay config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `clasp config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a relay config file: every key, value and bridge, with the line of each error.
+    Check {
+        /// The TOML file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// Eviction policy names on the command line.
@@ -57,6 +70,10 @@ pub enum EvictionArg {
 /// `clasp relay` flags.
 #[derive(Debug, Args)]
 pub struct RelayArgs {
+    /// TOML file with any of these flags (as keys) and `[[bridge]]` tables; flags and
+    /// CLASP_* variables override it (docs/operations.md, deploy/clasp.example.toml).
+    #[arg(long, value_name = "FILE", env = "CLASP_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// Address to bind.
     #[arg(long, default_value = "0.0.0.0", env = "CLASP_HOST")]
     pub host: String,
@@ -99,6 +116,9 @@ pub struct RelayArgs {
     /// Debug logging (same as --log-level debug).
     #[arg(short, long)]
     pub verbose: bool,
+    /// Log lines for people (text) or for log shippers (json, one object per line).
+    #[arg(long, value_enum, default_value = "text", env = "CLASP_LOG_FORMAT")]
+    pub log_format: LogFormat,
     /// TLS certificate chain (PEM): serve wss:// and https:// on the same port (needs --tls-key).
     #[arg(
         long,
@@ -133,6 +153,15 @@ pub struct RelayArgs {
     /// Bridges run inside the relay.
     #[command(flatten)]
     pub bridges: crate::bridge_cmd::EmbeddedBridges,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// When journal entries are durable.
@@ -355,14 +384,15 @@ impl RelayArgs {
     }
 }
 
-/// Logging: `RUST_LOG` wins, else the flag; `LOG_FORMAT=json` gives JSON lines.
-pub fn init_logging(level: &str, verbose: bool) -> anyhow::Result<()> {
+/// Logging: `RUST_LOG` wins, else the flag; JSON lines with `json` (or `LOG_FORMAT=json`).
+pub fn init_logging(level: &str, verbose: bool, format: LogFormat) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
     let default = if verbose { "debug" } else { level };
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default))
         .with_context(|| format!("invalid log level {default:?}"))?;
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let json = format == LogFormat::Json
+        || std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -4,19 +4,55 @@ mod auth_cmd;
 mod bridge_cmd;
 mod cli;
 mod client_cmd;
+mod config_file;
 mod token_cmd;
 
 use clap::Parser;
 
+/// `clasp config check FILE`: the same expansion and checks `clasp relay --config FILE`
+/// runs, without starting anything.
+fn config_cmd_check(file: &std::path::Path) -> anyhow::Result<()> {
+    let argv = ["clasp", "relay", "--config"]
+        .map(std::ffi::OsString::from)
+        .into_iter()
+        .chain([file.as_os_str().to_owned()])
+        .collect();
+    let (argv, bridges) = config_file::expand(argv)?;
+    let cli = cli::Cli::try_parse_from(argv)?;
+    let cli::Command::Relay(args) = cli.command else {
+        anyhow::bail!("not a relay command line");
+    };
+    for bridge in &bridges {
+        bridge.check()?;
+    }
+    args.bridges.check()?;
+    args.into_config()?;
+    println!("{}: ok ({} bridges)", file.display(), bridges.len());
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
-    let cli = cli::Cli::parse();
+    let (argv, file_bridges) = match config_file::expand(std::env::args_os().collect()) {
+        Ok(expanded) => expanded,
+        Err(e) => {
+            eprintln!("clasp: config: {e}");
+            std::process::exit(2);
+        }
+    };
+    let cli = cli::Cli::parse_from(argv);
     match cli.command {
         cli::Command::Relay(args) => {
-            cli::init_logging(&args.log_level, args.verbose)?;
-            bridge_cmd::run_relay(args)?;
+            cli::init_logging(&args.log_level, args.verbose, args.log_format)?;
+            bridge_cmd::run_relay(args, file_bridges)?;
+        }
+        cli::Command::Config(cli::ConfigCommand::Check { file }) => {
+            if let Err(e) = config_cmd_check(&file) {
+                eprintln!("clasp: {e:#}");
+                std::process::exit(1);
+            }
         }
         cli::Command::Bridge(cmd) => {
-            cli::init_logging("info", false)?;
+            cli::init_logging("info", false, cli::LogFormat::Text)?;
             bridge_cmd::run_standalone(cli.conn, cmd)?;
         }
         cli::Command::Auth(cmd) => {

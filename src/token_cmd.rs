@@ -181,7 +181,7 @@ fn usage(message: impl Into<String>) -> Failure {
 /// Warnings (a world-readable key, a legacy anchor file) reach stderr; RUST_LOG shows more.
 fn init_logging() {
     // A second initialisation can only fail harmlessly.
-    let _ = crate::cli::init_logging("warn", false);
+    let _ = crate::cli::init_logging("warn", false, crate::cli::LogFormat::Text);
 }
 
 /// Runs one `clasp key` subcommand.

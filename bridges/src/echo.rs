@@ -32,7 +32,8 @@ impl<P: Eq + Hash + Clone> EchoFilter<P> {
     pub fn inbound(&mut self, address: &str, peer: P, value: &Value) {
         if self.last.len() >= MAX_ENTRIES {
             let now = Instant::now();
-            self.last.retain(|_, (_, _, at)| now.duration_since(*at) < WINDOW);
+            self.last
+                .retain(|_, (_, _, at)| now.duration_since(*at) < WINDOW);
             if self.last.len() >= MAX_ENTRIES {
                 self.last.clear();
             }

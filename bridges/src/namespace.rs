@@ -86,7 +86,10 @@ mod tests {
     #[test]
     fn maps_both_ways() {
         let ns: Namespace = "/osc/stage/".parse().unwrap();
-        assert_eq!(ns.address("/synth/vol").unwrap().as_str(), "/osc/stage/synth/vol");
+        assert_eq!(
+            ns.address("/synth/vol").unwrap().as_str(),
+            "/osc/stage/synth/vol"
+        );
         assert_eq!(ns.address("a/b").unwrap().as_str(), "/osc/stage/a/b");
         assert_eq!(ns.strip("/osc/stage/synth/vol"), Some("/synth/vol"));
         assert_eq!(ns.strip("/osc/stagehand/x"), None);

@@ -139,9 +139,7 @@ impl<B: Bridge> BridgeActor<B> {
         let name = self.bridge.name();
         self.actors.set(&name, ActorState::Running);
         let started = Instant::now();
-        let run = self
-            .bridge
-            .run(self.source.link(&name), self.stats.clone());
+        let run = self.bridge.run(self.source.link(&name), self.stats.clone());
         ctx.spawn(run.into_actor(self).map(move |result, act, ctx| {
             if started.elapsed() >= STABLE {
                 act.failures = 0;
@@ -177,8 +175,7 @@ impl<B: Bridge> Actor for BridgeActor<B> {
 impl<B: Bridge> Supervised for BridgeActor<B> {
     fn restarting(&mut self, _: &mut Context<Self>) {
         BridgeStats::bump(&self.stats.restarts);
-        self.actors
-            .set(&self.bridge.name(), ActorState::Restarting);
+        self.actors.set(&self.bridge.name(), ActorState::Restarting);
     }
 }
 

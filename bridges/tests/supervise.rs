@@ -38,7 +38,9 @@ impl Bridge for Flaky {
             stats.set_up(true);
             link.set("/flaky/run", i64::from(run)).await?;
             BridgeStats::bump(&stats.received);
-            Err(BridgeError::Protocol(format!("device unplugged (run {run})")))
+            Err(BridgeError::Protocol(format!(
+                "device unplugged (run {run})"
+            )))
         })
     }
 }
@@ -73,12 +75,21 @@ async fn a_failing_bridge_is_restarted_with_backoff_and_reported() {
     while runs.load(Ordering::SeqCst) < 3 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(runs.load(Ordering::SeqCst) >= 3, "restarted twice within 10 s");
+    assert!(
+        runs.load(Ordering::SeqCst) >= 3,
+        "restarted twice within 10 s"
+    );
     let times = started.lock().unwrap().clone();
     let first_gap = times[1] - times[0];
     let second_gap = times[2] - times[1];
-    assert!(first_gap >= Duration::from_millis(900), "first backoff {first_gap:?}");
-    assert!(second_gap >= Duration::from_millis(1900), "second backoff {second_gap:?}");
+    assert!(
+        first_gap >= Duration::from_millis(900),
+        "first backoff {first_gap:?}"
+    );
+    assert!(
+        second_gap >= Duration::from_millis(1900),
+        "second backoff {second_gap:?}"
+    );
 
     // Each run's write reached the relay.
     let link = RouterLink::local(&router, "check");

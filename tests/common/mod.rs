@@ -26,8 +26,14 @@ impl Relay {
     /// and waits (at most [`STARTUP`]) until it accepts TCP connections. Panics if the
     /// process exits first or never listens.
     pub fn start(extra: &[&str]) -> Relay {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// [`Relay::start`] with extra environment variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Relay {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_clasp"))
+            .envs(env.iter().copied())
             .args([
                 "relay",
                 "--host",
