@@ -13,7 +13,7 @@ use clasp_bridges::http::{HttpBridge, HttpConfig};
 use clasp_bridges::mqtt::{MqttClientBridge, MqttClientConfig, MqttServerBridge, MqttServerConfig};
 use clasp_bridges::osc::{OscBridge, OscConfig};
 use clasp_bridges::wsjson::{WsJsonBridge, WsJsonConfig};
-use clasp_bridges::{spawn, BridgeHandle, LinkSource, Namespace};
+use clasp_bridges::{spawn, BridgeHandle, BridgeRegistry, LinkSource, Namespace};
 
 use crate::cli::RelayArgs;
 use crate::client_cmd::Conn;
@@ -181,12 +181,17 @@ pub fn run_relay(args: RelayArgs, file_bridges: Vec<BridgeSpec>) -> anyhow::Resu
         let relay = Relay::start_with(config, mounts).context("relay failed to start")?;
         let router = relay.router().clone();
         let source = LinkSource::Local(router.clone());
+        let registry = BridgeRegistry::default();
+        router.metrics.add(std::sync::Arc::new(registry.clone()));
         let mut handles = Vec::new();
         for spec in bridges.specs(&host).into_iter().chain(file_bridges) {
-            handles.extend(
-                spec.start(Some(&source), &router.actors)
-                    .context("invalid bridge settings")?,
-            );
+            let handle = spec
+                .start(Some(&source), &router.actors)
+                .context("invalid bridge settings")?;
+            if let Some(handle) = handle {
+                registry.add(handle.stats().clone());
+                handles.push(handle);
+            }
         }
         relay.run_until_signal().await.context("relay failed")?;
         for handle in handles {

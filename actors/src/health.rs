@@ -64,6 +64,20 @@ pub struct Counters {
     pub errors: AtomicU64,
     /// Slow consumers disconnected.
     pub slow_disconnects: AtomicU64,
+    /// Param frames replaced in a full queue by a newer value for the same address.
+    pub dropped_conflated: AtomicU64,
+    /// Stream/gesture frames dropped from a full queue.
+    pub dropped_shed: AtomicU64,
+    /// Frame bytes received.
+    pub bytes_in: AtomicU64,
+    /// Frame bytes queued to clients.
+    pub bytes_out: AtomicU64,
+    /// Messages received, by type.
+    pub messages_in: crate::metrics::TypeCounts,
+    /// Messages queued to clients, by type.
+    pub messages_out: crate::metrics::TypeCounts,
+    /// Shard fan-out to subscriber queue.
+    pub delivery_latency: crate::metrics::LatencyHistogram,
 }
 
 impl Counters {

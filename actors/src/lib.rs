@@ -12,6 +12,7 @@ pub mod journal;
 pub mod link;
 pub mod listener;
 pub mod messages;
+pub mod metrics;
 pub mod relay;
 pub mod router;
 pub mod rules;

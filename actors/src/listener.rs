@@ -40,15 +40,14 @@ pub async fn entry(
     match req.path() {
         "/health" => health(router.get_ref()).await,
         "/healthz" => HttpResponse::Ok().content_type("text/plain").body("ok"),
-        "/readyz" => {
-            if router.draining.load(Ordering::Relaxed) {
-                HttpResponse::ServiceUnavailable()
-                    .content_type("text/plain")
-                    .body("not ready")
-            } else {
-                HttpResponse::Ok().content_type("text/plain").body("ready")
-            }
-        }
+        "/ready" | "/readyz" => match crate::metrics::readiness(router.get_ref()) {
+            Ok(()) => HttpResponse::Ok().json(json!({ "ready": true })),
+            Err(waiting) => HttpResponse::ServiceUnavailable()
+                .json(json!({ "ready": false, "waiting": waiting })),
+        },
+        "/metrics" => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(crate::metrics::render(router.get_ref()).await),
         _ => HttpResponse::Ok().content_type("text/plain").body("ok"),
     }
 }

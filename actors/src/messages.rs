@@ -50,6 +50,8 @@ pub struct Delivery {
     pub address: Option<Address>,
     /// Numeric value, for epsilon filtering.
     pub numeric: Option<f64>,
+    /// When it was made: the delivery-latency histogram measures from here.
+    pub created: std::time::Instant,
 }
 
 /// A frame for one session, with the ids of its subscriptions that matched (empty for
@@ -73,6 +75,7 @@ impl Deliver {
                 class,
                 address,
                 numeric: None,
+                created: std::time::Instant::now(),
             }),
             subs: Box::new([]),
         }

@@ -123,6 +123,12 @@ impl Relay {
         }
         let mut router = Router::new(config.clone(), shards, total, actors.clone(), hasher)
             .with_journal(journal);
+        if durability.journaling {
+            router.journal_progress = Some(crate::router::JournalProgress {
+                assigned: durability.assigned.clone(),
+                committed: durability.committed.clone(),
+            });
+        }
         if let Some(j) = durability.actor.clone() {
             let (shards, assigned) = (router.shards().to_vec(), durability.assigned.clone());
             let every = durability.snapshot_every;

@@ -54,6 +54,10 @@ pub struct Router {
     pub auth: Option<Addr<crate::auth::Auth>>,
     /// The journal, when the relay keeps one (REPLAY, durable bundle ACKs).
     pub journal: Option<Addr<crate::journal::Journal>>,
+    /// Journal commit progress, when there is a journal.
+    pub journal_progress: Option<JournalProgress>,
+    /// Metrics and readiness of components the relay does not know (bridges).
+    pub metrics: crate::metrics::MetricsSources,
 }
 
 /// A live session as the registry knows it.
@@ -65,6 +69,17 @@ pub struct SessionEntry {
     pub close: Recipient<CloseSession>,
     /// Delivers frames to it (P2P signalling).
     pub deliver: Recipient<crate::messages::Deliver>,
+    /// Its outbound queue (depth for /metrics).
+    pub queue: Arc<crate::session::outbound::OutboundQueue>,
+}
+
+/// How far the journal's disk commits trail what it accepted (/metrics).
+#[derive(Clone, Debug)]
+pub struct JournalProgress {
+    /// Last sequence number handed out.
+    pub assigned: Arc<AtomicU64>,
+    /// Last sequence number committed.
+    pub committed: Arc<AtomicU64>,
 }
 
 impl Router {
@@ -91,6 +106,8 @@ impl Router {
             started: Instant::now(),
             auth: None,
             journal: None,
+            journal_progress: None,
+            metrics: Default::default(),
         }
     }
 
@@ -188,6 +205,15 @@ impl Router {
     /// Looks a session up by wire id (P2P signalling).
     pub fn session(&self, id: &str) -> Option<SessionEntry> {
         self.registry().get(id).cloned()
+    }
+
+    /// Frames waiting in all sessions' outbound queues, and in the fullest one.
+    pub fn queue_depths(&self) -> (usize, usize) {
+        let queues: Vec<_> = self.registry().values().map(|e| e.queue.clone()).collect();
+        queues.iter().fold((0, 0), |(sum, max), q| {
+            let n = q.len();
+            (sum + n, max.max(n))
+        })
     }
 
     /// Asks every session to close.

@@ -7,6 +7,7 @@ pub mod echo;
 pub mod error;
 pub mod namespace;
 pub mod noise;
+pub mod registry;
 pub mod stats;
 pub mod supervise;
 
@@ -17,5 +18,6 @@ pub mod wsjson;
 
 pub use error::BridgeError;
 pub use namespace::Namespace;
+pub use registry::BridgeRegistry;
 pub use stats::BridgeStats;
 pub use supervise::{spawn, Bridge, BridgeHandle, LinkSource};

@@ -1,7 +1,7 @@
 //! Per-bridge counters and last error: what /health and /metrics show for each bridge, and
 //! what an operator reads first when a fader "does nothing".
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -25,6 +25,10 @@ pub struct BridgeStats {
     pub restarts: AtomicU64,
     /// Whether the bridge is connected to its peer or device (1) or not (0).
     pub up: AtomicU64,
+    /// Whether it was ever up: a relay is ready once each bridge that gates readiness was.
+    pub ever_up: AtomicBool,
+    /// Whether the relay waits for this bridge before it reports ready.
+    pub gates_readiness: bool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -69,6 +73,9 @@ impl BridgeStats {
     /// Marks the bridge connected or not.
     pub fn set_up(&self, up: bool) {
         self.up.store(u64::from(up), Ordering::Relaxed);
+        if up {
+            self.ever_up.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Records the last failure.

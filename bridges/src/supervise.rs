@@ -29,6 +29,13 @@ pub trait Bridge: Send + Unpin + 'static {
     /// Instance name, unique within a relay: the /health row (`osc`, `osc:/osc/stage`).
     fn name(&self) -> String;
 
+    /// Whether the relay should report ready only once this bridge was up. True for bridges
+    /// that listen; a client of an external service that may be down says false, so the
+    /// relay keeps serving its own clients.
+    fn gates_readiness(&self) -> bool {
+        true
+    }
+
     /// Runs the bridge until its socket, device or broker fails (`Err`, restarted after a
     /// backoff) or it has nothing left to do (`Ok`, also restarted: a bridge is a service).
     /// Called again on each restart with a fresh link.
@@ -96,7 +103,9 @@ impl Drop for BridgeHandle {
 /// Starts `bridge` under a supervisor on a new arbiter. Must run inside an actix system.
 pub fn spawn<B: Bridge>(bridge: B, source: LinkSource, actors: ActorTable) -> BridgeHandle {
     let name = bridge.name();
-    let stats = Arc::new(BridgeStats::new(bridge.kind(), &name));
+    let mut stats = BridgeStats::new(bridge.kind(), &name);
+    stats.gates_readiness = bridge.gates_readiness();
+    let stats = Arc::new(stats);
     let arbiter = Arbiter::new();
     let (table, counters) = (actors.clone(), stats.clone());
     let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| BridgeActor {

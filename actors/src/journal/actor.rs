@@ -40,6 +40,8 @@ pub struct Journal {
     flush_scheduled: bool,
     /// Entries written and transactions committed, for /health.
     pub written: Arc<AtomicU64>,
+    /// The last seq whose commit finished (or failed and was reported): the lag in /metrics.
+    committed: Arc<AtomicU64>,
 }
 
 impl Journal {
@@ -57,12 +59,18 @@ impl Journal {
             barriers: Vec::new(),
             flush_scheduled: false,
             written: Arc::default(),
+            committed: Arc::new(AtomicU64::new(last_seq)),
         }
     }
 
     /// The last sequence number handed out (shared with the snapshot task).
     pub fn assigned(&self) -> Arc<AtomicU64> {
         self.assigned.clone()
+    }
+
+    /// The last seq whose commit finished (shared with /metrics).
+    pub fn committed(&self) -> Arc<AtomicU64> {
+        self.committed.clone()
     }
 
     /// Commits everything pending, then releases the ACKs and barriers waiting on it.
@@ -96,6 +104,8 @@ impl Journal {
                 }
             }
         }
+        self.committed
+            .store(self.next_seq.saturating_sub(1), Ordering::Release);
         for (to, frame) in self.acks.drain(..) {
             to.do_send(Deliver::direct(frame, DeliveryClass::Reliable, None));
         }

@@ -81,6 +81,8 @@ pub struct Durability {
     pub recovered: Vec<crate::shard::PersistedParam>,
     /// The last seq handed out (what a snapshot covers).
     pub assigned: Arc<std::sync::atomic::AtomicU64>,
+    /// The last seq committed.
+    pub committed: Arc<std::sync::atomic::AtomicU64>,
     /// Time between snapshots.
     pub snapshot_every: std::time::Duration,
     /// The arbiter the actor runs on.
@@ -130,6 +132,7 @@ pub fn open(config: &crate::config::RelayConfig) -> Result<Durability, JournalEr
             journaling: false,
             recovered: Vec::new(),
             assigned: Arc::default(),
+            committed: Arc::default(),
             snapshot_every,
             arbiter: None,
         });
@@ -141,6 +144,7 @@ pub fn open(config: &crate::config::RelayConfig) -> Result<Durability, JournalEr
     let entries = journal_db.clone().unwrap_or_else(|| state.clone());
     let actor = Journal::new(entries, state, journal_cfg, found.last_seq);
     let assigned = actor.assigned();
+    let committed = actor.committed();
     let arbiter = Arbiter::new();
     let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| actor);
     Ok(Durability {
@@ -148,6 +152,7 @@ pub fn open(config: &crate::config::RelayConfig) -> Result<Durability, JournalEr
         journaling: config.journal.is_some(),
         recovered: found.params,
         assigned,
+        committed,
         snapshot_every,
         arbiter: Some(arbiter),
     })

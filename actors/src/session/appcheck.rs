@@ -130,6 +130,7 @@ fn with_frame(msg: &Deliver, frame: Bytes) -> Deliver {
             class: d.class,
             address: d.address.clone(),
             numeric: d.numeric,
+            created: d.created,
         }),
         subs: msg.subs.clone(),
     }

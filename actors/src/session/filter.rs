@@ -126,6 +126,7 @@ mod tests {
             class: DeliveryClass::Lossy,
             address: Some(Address::parse("/x").expect("valid")),
             numeric: Some(v),
+            created: std::time::Instant::now(),
         })
     }
 

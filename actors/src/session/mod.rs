@@ -151,6 +151,10 @@ impl Session {
     ) {
         let counters = &self.router.counters;
         Counters::bump(&counters.frames_out);
+        counters
+            .bytes_out
+            .fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        counters.messages_out.bump_frame(&frame);
         match self.queue.push(frame, class, address) {
             Pushed::Queued => {
                 if self.behind_since.is_some()
@@ -159,7 +163,14 @@ impl Session {
                     self.behind_since = None;
                 }
             }
-            Pushed::Conflated | Pushed::Shed => Counters::bump(&counters.dropped),
+            Pushed::Conflated => {
+                Counters::bump(&counters.dropped);
+                Counters::bump(&counters.dropped_conflated);
+            }
+            Pushed::Shed => {
+                Counters::bump(&counters.dropped);
+                Counters::bump(&counters.dropped_shed);
+            }
             Pushed::Overflow => {
                 if self.behind_since.is_none() {
                     self.behind_since = Some(Instant::now());
@@ -764,6 +775,7 @@ impl Session {
                 key: self.key,
                 close: ctx.address().recipient(),
                 deliver: me.recipient.clone(),
+                queue: self.queue.clone(),
             },
         );
         self.me = Some(me);
@@ -874,6 +886,10 @@ impl Session {
                 }
                 return;
             }
+            self.router
+                .counters
+                .delivery_latency
+                .observe(d.created.elapsed());
         }
         self.push(ctx, d.frame.clone(), d.class, d.address.clone());
     }
@@ -925,7 +941,11 @@ impl Handler<Inbound> for Session {
     type Result = ();
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
         self.last_inbound = Instant::now();
-        Counters::bump(&self.router.counters.frames_in);
+        let counters = &self.router.counters;
+        Counters::bump(&counters.frames_in);
+        counters
+            .bytes_in
+            .fetch_add(msg.data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         match self.phase {
             Phase::Closing => {}
             Phase::AwaitingHello => match decode_frame(&msg.data) {
@@ -943,7 +963,10 @@ impl Handler<Inbound> for Session {
                 }
             },
             Phase::Open => match decode_frame(&msg.data) {
-                Ok(decoded) => self.on_frame(decoded, msg.received_us, ctx),
+                Ok(decoded) => {
+                    counters.messages_in.bump_name(decoded.message.name());
+                    self.on_frame(decoded, msg.received_us, ctx)
+                }
                 Err(e) => {
                     tracing::debug!(session = %self.id, error = %e, "undecodable frame");
                     let subject = e.subject().map(str::to_string);

@@ -266,6 +266,7 @@ impl Shard {
             class: DeliveryClass::Param,
             address: Some(address),
             numeric,
+            created: std::time::Instant::now(),
         });
         for t in targets {
             t.recipient.do_send(Deliver {
@@ -305,6 +306,7 @@ impl Shard {
             class,
             address: Some(address),
             numeric,
+            created: std::time::Instant::now(),
         });
         for t in targets {
             if Some(t.session) != skip {
@@ -534,6 +536,7 @@ impl Handler<ShardSubscribe> for Shard {
                         class: DeliveryClass::Reliable,
                         address: Some(address),
                         numeric: None,
+                        created: std::time::Instant::now(),
                     }),
                     subs: Box::new([msg.id]),
                 });
