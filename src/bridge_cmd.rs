@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
+use clap::{Args, Parser as _, Subcommand};
 use clasp_actors::health::ActorTable;
 use clasp_actors::link::RouterLink;
 use clasp_actors::relay::{HttpMount, Relay};
@@ -171,7 +171,13 @@ impl BridgeSpec {
 }
 
 /// Runs a relay with the bridges its flags and config file ask for, until SIGTERM or SIGINT.
-pub fn run_relay(args: RelayArgs, file_bridges: Vec<BridgeSpec>) -> anyhow::Result<()> {
+pub fn run_relay(
+    args: RelayArgs,
+    file_bridges: Vec<BridgeSpec>,
+    log: crate::cli::LogHandle,
+    argv: Vec<std::ffi::OsString>,
+) -> anyhow::Result<()> {
+    let reload_log_level = args.config.is_some();
     let host = args.host.clone();
     let mounts = args.bridges.mounts(&host);
     let bridges = args.bridges.clone();
@@ -193,12 +199,45 @@ pub fn run_relay(args: RelayArgs, file_bridges: Vec<BridgeSpec>) -> anyhow::Resu
                 handles.push(handle);
             }
         }
+        if reload_log_level {
+            actix::spawn(reload_log_level_on_hangup(log, argv));
+        }
         relay.run_until_signal().await.context("relay failed")?;
         for handle in handles {
             handle.stop();
         }
         Ok(())
     })
+}
+
+/// On SIGHUP, re-reads the config file and applies its log level (unless a flag, `CLASP_*`
+/// or `RUST_LOG` sets it: the same precedence as at start). The relay itself reloads the
+/// rules and the app config on the same signal.
+async fn reload_log_level_on_hangup(log: crate::cli::LogHandle, argv: Vec<std::ffi::OsString>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let level = crate::config_file::expand(argv.clone())
+                .map_err(anyhow::Error::from)
+                .and_then(|(argv, _)| Ok(crate::cli::Cli::try_parse_from(argv)?))
+                .and_then(|cli| match cli.command {
+                    crate::cli::Command::Relay(a) => {
+                        crate::cli::log_filter(&a.log_level, a.verbose)
+                    }
+                    _ => anyhow::bail!("not a relay command line"),
+                });
+            match level.and_then(|f| Ok(log.reload(f)?)) {
+                Ok(()) => tracing::info!("SIGHUP: log level reloaded from the config file"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: log level not reloaded"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (log, argv);
 }
 
 /// The standalone bridges (FEATURES BR-1).

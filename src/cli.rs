@@ -345,8 +345,12 @@ impl RelayArgs {
         if self.shards == Some(0) {
             bail!("--shards must be at least 1");
         }
+        let app_config_path = self
+            .app_config
+            .clone()
+            .or_else(clasp_actors::appconfig::AppConfig::discover);
         let app_config =
-            clasp_actors::appconfig::AppConfig::load_or_discover(self.app_config.as_deref())
+            clasp_actors::appconfig::AppConfig::load_or_discover(app_config_path.as_deref())
                 .map_err(clasp_actors::RelayError::from)?;
         let durability = self.durability.into_config()?;
         let mut config = RelayConfig {
@@ -379,27 +383,39 @@ impl RelayArgs {
         };
         if let Some(app) = app_config {
             app.install(&mut config);
+            config.app_config_path = app_config_path;
         }
         Ok(config)
     }
 }
 
-/// Logging: `RUST_LOG` wins, else the flag; JSON lines with `json` (or `LOG_FORMAT=json`).
-pub fn init_logging(level: &str, verbose: bool, format: LogFormat) -> anyhow::Result<()> {
+/// Changes the log filter of a running process (SIGHUP re-reads the config file's level).
+pub type LogHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// The filter for a level flag: `RUST_LOG` wins, else the flag (`--verbose` means debug).
+pub fn log_filter(level: &str, verbose: bool) -> anyhow::Result<tracing_subscriber::EnvFilter> {
     use tracing_subscriber::EnvFilter;
     let default = if verbose { "debug" } else { level };
-    let filter = EnvFilter::try_from_default_env()
+    EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default))
-        .with_context(|| format!("invalid log level {default:?}"))?;
+        .with_context(|| format!("invalid log level {default:?}"))
+}
+
+/// Logging to stderr: human lines, or JSON lines with `json` (or `LOG_FORMAT=json`).
+pub fn init_logging(level: &str, verbose: bool, format: LogFormat) -> anyhow::Result<LogHandle> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(log_filter(level, verbose)?);
     let json = format == LogFormat::Json
         || std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let result = if json {
-        builder.json().try_init()
+        registry.with(layer.json()).try_init()
     } else {
-        builder.try_init()
+        registry.with(layer).try_init()
     };
-    result.map_err(|e| anyhow::anyhow!("logging setup failed: {e}"))
+    result.map_err(|e| anyhow::anyhow!("logging setup failed: {e}"))?;
+    Ok(handle)
 }

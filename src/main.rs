@@ -32,7 +32,8 @@ fn config_cmd_check(file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let (argv, file_bridges) = match config_file::expand(std::env::args_os().collect()) {
+    let original: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let (argv, file_bridges) = match config_file::expand(original.clone()) {
         Ok(expanded) => expanded,
         Err(e) => {
             eprintln!("clasp: config: {e}");
@@ -42,8 +43,8 @@ fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse_from(argv);
     match cli.command {
         cli::Command::Relay(args) => {
-            cli::init_logging(&args.log_level, args.verbose, args.log_format)?;
-            bridge_cmd::run_relay(args, file_bridges)?;
+            let log = cli::init_logging(&args.log_level, args.verbose, args.log_format)?;
+            bridge_cmd::run_relay(args, file_bridges, log, original)?;
         }
         cli::Command::Config(cli::ConfigCommand::Check { file }) => {
             if let Err(e) = config_cmd_check(&file) {

@@ -178,3 +178,88 @@ fn json_logs_are_one_object_per_line() {
     assert_eq!(record["level"], "INFO");
     assert_eq!(record["fields"]["message"], "relay listening");
 }
+
+#[actix::test]
+async fn sighup_reloads_the_app_config_and_the_log_level() {
+    use clasp_actors::client::{Client, ClientError};
+    use std::io::Read as _;
+    let app = write(
+        "app.json",
+        r#"{"write_rules": [{"path": "/show/level", "type": "number", "min": 0, "max": 1,
+            "message": "level is 0..1"}]}"#,
+    );
+    let port = free_port();
+    let config = write(
+        "hup.toml",
+        &format!(
+            "host = \"127.0.0.1\"\nws-port = {port}\nlog-level = \"warn\"\napp-config = \"{}\"\n",
+            app.display()
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clasp"))
+        .args(["relay", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("clasp starts");
+    let deadline = std::time::Instant::now() + STARTUP;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "relay never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let client = Client::builder(format!("ws://127.0.0.1:{port}"))
+        .connect()
+        .await
+        .expect("connect");
+    match client.set("/show/level", 5.0).await {
+        Err(ClientError::Server {
+            code: 402, message, ..
+        }) => assert!(message.contains("0..1")),
+        other => panic!("expected ERROR 402, got {other:?}"),
+    }
+
+    std::fs::write(
+        &app,
+        r#"{"write_rules": [{"path": "/show/level", "type": "number", "min": 0, "max": 10}]}"#,
+    )
+    .expect("rewrite app config");
+    std::fs::write(
+        &config,
+        format!(
+            "host = \"127.0.0.1\"\nws-port = {port}\nlog-level = \"info\"\napp-config = \"{}\"\n",
+            app.display()
+        ),
+    )
+    .expect("rewrite config");
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut accepted = false;
+    while std::time::Instant::now() < deadline {
+        if client.set("/show/level", 5.0).await.is_ok() {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(accepted, "the reloaded app config allows 5");
+    client.close().await;
+
+    // The new level is info: the reload itself is logged, which warn would have hidden.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert!(stderr.contains("log level reloaded"), "{stderr}");
+}

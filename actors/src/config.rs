@@ -95,6 +95,8 @@ pub struct RelayConfig {
     pub rules_max_chain: usize,
     /// App config (`--app-config`): write rules, visibility and redaction enforced by sessions.
     pub app_config: Option<std::sync::Arc<crate::appconfig::AppConfig>>,
+    /// The file the app config came from: SIGHUP reloads it.
+    pub app_config_path: Option<PathBuf>,
     /// Append-only log of accepted SETs and PUBLISHes; REPLAY needs it.
     pub journal: Option<JournalConfig>,
     /// Periodic state snapshots restored at start.
@@ -234,6 +236,7 @@ impl Default for RelayConfig {
             rules: None,
             rules_max_chain: 8,
             app_config: None,
+            app_config_path: None,
             journal: None,
             persist: None,
         }

@@ -253,7 +253,7 @@ impl Relay {
                 tracing::info!("shutdown signal: draining");
                 self.drain().await;
             }
-            _ = reload_on_hangup(rules) => {}
+            _ = reload_on_hangup(rules, self.router.clone()) => {}
         }
         Ok(())
     }
@@ -359,13 +359,14 @@ fn start_rules(
     Ok((arbiter, addr))
 }
 
-/// Reloads the rules on every SIGHUP for as long as the relay runs (it never returns). A bad
-/// file leaves the old rules running; the engine logs why.
-async fn reload_on_hangup(rules: Option<Addr<crate::rules::Rules>>) {
+/// Reloads the rules and the app config on every SIGHUP for as long as the relay runs (it
+/// never returns). A bad file leaves the old one in force; the log says why.
+async fn reload_on_hangup(rules: Option<Addr<crate::rules::Rules>>, router: Router) {
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(mut hup) => {
             while hup.recv().await.is_some() {
+                reload_app_config(&router);
                 match &rules {
                     Some(r) => {
                         if r.send(crate::rules::Reload).await.is_err() {
@@ -379,8 +380,26 @@ async fn reload_on_hangup(rules: Option<Addr<crate::rules::Rules>>) {
         Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
     }
     #[cfg(not(unix))]
-    let _ = rules;
+    let _ = (rules, router);
     std::future::pending::<()>().await
+}
+
+/// Swaps in the app config file's current content: write rules, visibility and redaction
+/// apply to every session's next request. (Param strategies and scope templates are read at
+/// start only.)
+fn reload_app_config(router: &Router) {
+    let Some(path) = &router.config.app_config_path else {
+        return;
+    };
+    match crate::appconfig::AppConfig::load(path) {
+        Ok(app) => {
+            router.app_config.store(Some(Arc::new(app)));
+            tracing::info!(file = %path.display(), "SIGHUP: app config reloaded");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: app config not reloaded; the old one stays in force")
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -58,6 +58,8 @@ pub struct Router {
     pub journal_progress: Option<JournalProgress>,
     /// Metrics and readiness of components the relay does not know (bridges).
     pub metrics: crate::metrics::MetricsSources,
+    /// The app config sessions apply now; SIGHUP swaps in a reloaded one.
+    pub app_config: Arc<arc_swap::ArcSwapOption<crate::appconfig::AppConfig>>,
 }
 
 /// A live session as the registry knows it.
@@ -91,6 +93,7 @@ impl Router {
         actors: ActorTable,
         hasher: std::collections::hash_map::RandomState,
     ) -> Self {
+        let app_config = Arc::new(arc_swap::ArcSwapOption::new(config.app_config.clone()));
         Self {
             config,
             shards: shards.into(),
@@ -108,6 +111,7 @@ impl Router {
             journal: None,
             journal_progress: None,
             metrics: Default::default(),
+            app_config,
         }
     }
 

@@ -143,7 +143,7 @@ fn is_snapshot(frame: &[u8]) -> bool {
 
 impl Session {
     fn app(&self) -> Option<Arc<AppConfig>> {
-        self.router.config.app_config.clone()
+        self.router.app_config.load_full()
     }
 
     fn subject(&self) -> Option<String> {
@@ -292,7 +292,7 @@ impl Session {
     ) -> Option<Deliver> {
         // The fast path borrows: no reference counting per delivery.
         let filters = |a: &Arc<AppConfig>| a.filters_views();
-        if !self.router.config.app_config.as_ref().is_some_and(filters) {
+        if !self.router.app_config.load().as_ref().is_some_and(filters) {
             return Some(msg);
         }
         let Some(address) = msg.delivery.address.as_ref() else {
@@ -344,7 +344,8 @@ impl Session {
     /// whose entries do not pass through `deliver`.
     #[allow(dead_code)] // called by REPLAY once the journal's session code lands
     pub(super) fn app_view_replayed(&self, address: &str, frame: Bytes) -> Option<Bytes> {
-        let Some(app) = self.router.config.app_config.as_ref() else {
+        let app = self.router.app_config.load_full();
+        let Some(app) = app.as_ref() else {
             return Some(frame);
         };
         let subject = self.grant.as_ref().map(|g| g.subject.as_str());
