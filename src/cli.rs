@@ -49,6 +49,8 @@ pub enum Command {
 /// `clasp config ...`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
+    /// Print a config file with every key, its help and default, commented out.
+    Example,
     /// Validate a relay config file: every key, value and bridge, with the line of each error.
     Check {
         /// The TOML file.

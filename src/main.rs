@@ -46,6 +46,7 @@ fn main() -> anyhow::Result<()> {
             let log = cli::init_logging(&args.log_level, args.verbose, args.log_format)?;
             bridge_cmd::run_relay(args, file_bridges, log, original)?;
         }
+        cli::Command::Config(cli::ConfigCommand::Example) => print!("{}", config_file::example()),
         cli::Command::Config(cli::ConfigCommand::Check { file }) => {
             if let Err(e) = config_cmd_check(&file) {
                 eprintln!("clasp: {e:#}");

@@ -263,3 +263,41 @@ async fn sighup_reloads_the_app_config_and_the_log_level() {
         .expect("read stderr");
     assert!(stderr.contains("log level reloaded"), "{stderr}");
 }
+
+#[test]
+fn the_example_file_lists_every_key_and_its_defaults_check() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clasp"));
+    cmd.args(["config", "example"]);
+    let out = run_with_timeout(cmd, Duration::from_secs(10), "clasp config example");
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/clasp.example.toml"),
+    )
+    .expect("deploy/clasp.example.toml");
+    assert_eq!(
+        out.stdout, committed,
+        "deploy/clasp.example.toml is stale: regenerate it with `clasp config example`"
+    );
+    // Every key that has a default, uncommented, makes a valid file.
+    let mut keys = String::new();
+    for line in committed.lines() {
+        if line.starts_with("# Bridges that run") {
+            break;
+        }
+        if let Some(kv) = line.strip_prefix("# ") {
+            let is_key = kv.split_once(" = ").is_some_and(|(k, v)| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '-' || c.is_ascii_digit())
+                    && !v.contains("(no default)")
+            });
+            if is_key {
+                keys.push_str(kv);
+                keys.push('\n');
+            }
+        }
+    }
+    assert!(keys.lines().count() >= 30, "{keys}");
+    let file = write("uncommented.toml", &keys);
+    let (ok, out) = check(&file);
+    assert!(ok, "{out}\n{keys}");
+}
