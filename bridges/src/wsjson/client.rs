@@ -174,7 +174,7 @@ pub(crate) async fn run(
     let mut tasks = Tasks(Vec::new());
     for pattern in &config.forward {
         let full = format!("{}{}", config.namespace.as_str(), pattern);
-        let mut sub = link.subscribe_live(&full).await?;
+        let mut sub = link.subscribe(&full).await?;
         let tx = tx.clone();
         tasks.0.push(actix_web::rt::spawn(async move {
             while let Some(u) = sub.next().await {

@@ -27,6 +27,8 @@ use crate::{BridgeStats, Namespace};
 const MAX_SUBSCRIPTIONS: usize = 256;
 /// How often a token's revocation and expiry are checked between requests.
 const GRANT_CHECK: Duration = Duration::from_secs(1);
+/// How long queued answers may take to go out when a connection ends.
+const DRAIN: Duration = Duration::from_secs(1);
 
 /// What a connection was admitted with.
 pub(crate) struct Admitted {
@@ -85,7 +87,7 @@ pub(crate) async fn serve(
     let overflow = Arc::new(Notify::new());
     let mut writer_ws = session.clone();
     let writer_stats = stats.clone();
-    let writer = actix_web::rt::spawn(async move {
+    let mut writer = actix_web::rt::spawn(async move {
         while let Some(text) = rx.recv().await {
             if writer_ws.text(text).await.is_err() {
                 break;
@@ -154,7 +156,11 @@ pub(crate) async fn serve(
         task.abort();
     }
     conn.admitted.link.close();
-    writer.abort();
+    // Answers already queued go out before the close frame, unless the client is stuck.
+    drop(conn);
+    if tokio::time::timeout(DRAIN, &mut writer).await.is_err() {
+        writer.abort();
+    }
     let _ = control.close(close).await;
     tracing::debug!(bridge = %stats.name, peer, "json client gone");
 }
