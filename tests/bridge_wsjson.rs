@@ -426,6 +426,50 @@ async fn bad_frames_are_answered_and_the_connection_stays() {
 }
 
 #[tokio::test]
+async fn a_slow_client_is_dropped() {
+    let relay = Relay::start(&[]);
+    let port = free_port();
+    let _bridge = Proc::start(&[
+        "websocket",
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--target",
+        &relay.url(),
+        "--queue",
+        "4",
+    ]);
+    wait_listening(port);
+    let mut peer = JsonPeer::open(&format!("ws://127.0.0.1:{port}/"), &[]).await;
+    peer.ask(json!({"type": "subscribe", "pattern": "/big/*"}), "sub")
+        .await;
+    peer.0.send("!pause");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Far more than the socket buffers hold: the bridge's writer blocks and its queue fills.
+    let clasp = clasp_client(&relay.url()).await;
+    let blob = "x".repeat(32 * 1024);
+    for i in 0..1000 {
+        clasp
+            .set(&format!("/big/{}", i % 64), blob.as_str())
+            .await
+            .expect("CLASP set");
+    }
+    peer.0.send("!resume");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let closed = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match peer.0.line(left).await {
+            Some(l) if l.starts_with("CLOSED") => break l,
+            Some(_) => {}
+            None => panic!("the slow client was not dropped"),
+        }
+    };
+    assert!(closed.starts_with("CLOSED 1008"), "{closed}");
+    clasp.close().await;
+}
+
+#[tokio::test]
 async fn a_token_is_required_and_its_scopes_enforced() {
     let r = AuthRelay::start("wsjson", &["--ws-json-path", "/json"]);
     let base = format!("ws://127.0.0.1:{}/json", r.relay.port);

@@ -4,8 +4,9 @@ Usage: wsjson_peer.py URL [HEADER: VALUE ...]
 
 Prints `OPEN` once connected (or `REFUSED <http status>` / `FAILED <why>` and exits), then
 every text message received on its own line, and `CLOSED <code> <reason>` at the end.
-Each stdin line is sent as a text frame, except `!binary` (a binary frame) and `!big N`
-(a text frame of N bytes).
+Each stdin line is sent as a text frame, except `!binary` (a binary frame), `!big N`
+(a text frame of N bytes), and `!pause` / `!resume` (stop and restart reading, so the
+bridge sees a slow client). Messages over 4096 characters are printed as `BIG <length>`.
 """
 
 import asyncio
@@ -20,6 +21,10 @@ def say(line):
     sys.stdout.flush()
 
 
+reading = asyncio.Event()
+reading.set()
+
+
 async def pump_stdin(ws):
     while True:
         line = await asyncio.to_thread(sys.stdin.readline)
@@ -29,6 +34,10 @@ async def pump_stdin(ws):
         line = line.rstrip("\n")
         if line == "!binary":
             await ws.send(b"\x00\x01binary")
+        elif line == "!pause":
+            reading.clear()
+        elif line == "!resume":
+            reading.set()
         elif line.startswith("!big "):
             await ws.send("x" * int(line.split()[1]))
         else:
@@ -50,7 +59,13 @@ async def main():
     sender = asyncio.create_task(pump_stdin(ws))
     try:
         async for message in ws:
-            say(message if isinstance(message, str) else "BINARY")
+            await reading.wait()
+            if not isinstance(message, str):
+                say("BINARY")
+            elif len(message) > 4096:
+                say(f"BIG {len(message)}")
+            else:
+                say(message)
     except ConnectionClosed:
         pass
     say(f"CLOSED {ws.close_code} {ws.close_reason}")
