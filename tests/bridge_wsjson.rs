@@ -532,8 +532,15 @@ async fn a_token_is_required_and_its_scopes_enforced() {
     assert_eq!(snap["state"], json!({"/pub/y": 3, "/app/x": 1}), "{snap}");
 
     // Query token works too.
-    let peer2 = JsonPeer::open(&format!("{base}?token={token}"), &[]).await;
-    drop(peer2);
+    let mut peer2 = JsonPeer::open(&format!("{base}?token={token}"), &[]).await;
+
+    // Revoking the token closes both connections with 1008.
+    let (status, body) = r.post("/auth/revoke", json!({ "token": token }), None);
+    assert_eq!(status, 200, "{body}");
+    for p in [&mut peer, &mut peer2] {
+        let closed = p.0.expect_line("close", |l| l.starts_with("CLOSED")).await;
+        assert!(closed.starts_with("CLOSED 1008"), "{closed}");
+    }
 }
 
 /// The service sends `{"topic":"temp","value":n}`; the CLASP side must see /ws/temp = n.

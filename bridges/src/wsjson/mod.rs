@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use actix_web::web;
+use clasp_actors::health::ActorState;
 use clasp_actors::link::RouterLink;
 use clasp_actors::relay::HttpMount;
 use futures_util::future::LocalBoxFuture;
@@ -139,6 +140,7 @@ pub fn mount(path: String, config: WsJsonConfig) -> HttpMount {
     stats.set_up(true);
     let config = Arc::new(config);
     Arc::new(move |cfg, router| {
+        router.actors.set(&name, ActorState::Running);
         let endpoint = web::Data::new(server::Endpoint {
             base: server::Base::Router(router.clone()),
             config: config.clone(),
