@@ -365,9 +365,23 @@ async fn standalone_with_an_access_token() {
     }
     let peer = JsonPeer::open(&base, &["Authorization: Bearer s3cret"]).await;
     drop(peer);
-    // Over a remote link the bridge shares one CLASP connection, so a JSON client's own
-    // events are not sent back to its fellow JSON clients: events are checked from CLASP.
-    protocol_round_trip(&format!("{base}?token=s3cret"), &relay.url(), true).await;
+    let url = format!("{base}?token=s3cret");
+    protocol_round_trip(&url, &relay.url(), true).await;
+
+    // The bridge's clients share one CLASP connection, yet get each other's events.
+    let mut a = JsonPeer::open(&url, &[]).await;
+    let mut b = JsonPeer::open(&url, &[]).await;
+    a.ask(json!({"type": "subscribe", "pattern": "/fx/*"}), "sub")
+        .await;
+    b.ask(
+        json!({"type": "emit", "address": "/fx/pop", "value": 1}),
+        "e",
+    )
+    .await;
+    let e = a
+        .expect("event from a fellow client", |j| j["type"] == "event")
+        .await;
+    assert_eq!(e["address"], "/fx/pop", "{e}");
 }
 
 #[tokio::test]

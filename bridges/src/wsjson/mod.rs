@@ -7,6 +7,7 @@
 //! maps its messages to SETs, and CLASP changes back to it. See `docs/bridges/websocket.md`.
 
 pub mod client;
+mod fanout;
 pub mod protocol;
 mod server;
 mod session;
@@ -146,6 +147,7 @@ pub fn mount(path: String, config: WsJsonConfig) -> HttpMount {
             config: config.clone(),
             stats: stats.clone(),
             next: AtomicU64::new(1),
+            fanout: Arc::default(),
         });
         cfg.service(
             web::resource(path.as_str())

@@ -222,14 +222,20 @@ pub fn value_message(
 pub fn update_message(address: &str, update: &Update) -> String {
     match update.signal {
         SignalType::Param => value_message(address, &update.value, update.revision, None),
-        signal => json!({
-            "type": "event",
-            "address": address,
-            "value": value_to_json(&update.value),
-            "signal": signal_name(signal),
-        })
-        .to_string(),
+        signal => event_message(address, &update.value, signal),
     }
+}
+
+/// `{"type":"event","address","value","signal"}`: an event, stream sample, gesture or
+/// timeline.
+pub fn event_message(address: &str, value: &Value, signal: SignalType) -> String {
+    json!({
+        "type": "event",
+        "address": address,
+        "value": value_to_json(value),
+        "signal": signal_name(signal),
+    })
+    .to_string()
 }
 
 fn signal_name(signal: SignalType) -> &'static str {

@@ -13,6 +13,7 @@ use clasp_actors::link::RouterLink;
 use clasp_actors::router::Router;
 use serde_json::json;
 
+use super::fanout::Fanout;
 use super::session::{self, Admitted};
 use super::WsJsonConfig;
 use crate::{BridgeError, BridgeStats};
@@ -32,6 +33,7 @@ pub(crate) struct Endpoint {
     pub config: Arc<WsJsonConfig>,
     pub stats: Arc<BridgeStats>,
     pub next: AtomicU64,
+    pub fanout: Arc<Fanout>,
 }
 
 impl Endpoint {
@@ -106,7 +108,17 @@ pub(crate) async fn upgrade(
             return HttpResponse::from_error(e);
         }
     };
-    let admitted = Admitted { link, grant, peer };
+    // Clients sharing a remote link get each other's PUBLISHes from the bridge.
+    let fanout = link
+        .local_router()
+        .is_none()
+        .then(|| (endpoint.fanout.clone(), n));
+    let admitted = Admitted {
+        link,
+        grant,
+        peer,
+        fanout,
+    };
     actix_web::rt::spawn(session::serve(
         session,
         stream,
@@ -135,6 +147,7 @@ pub(crate) async fn run_own_port(
         config: config.clone(),
         stats: stats.clone(),
         next: AtomicU64::new(1),
+        fanout: Arc::default(),
     });
     let server = HttpServer::new(move || {
         App::new()

@@ -17,6 +17,7 @@ use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
+use super::fanout::{Fanout, Sink};
 use super::protocol::{self, Request};
 use super::WsJsonConfig;
 use crate::noise::BadInput;
@@ -38,6 +39,8 @@ pub(crate) struct Admitted {
     pub grant: Option<Arc<Grant>>,
     /// For logs: remote address.
     pub peer: String,
+    /// Over a shared remote link: the bridge's other clients, and this one's number there.
+    pub fanout: Option<(Arc<Fanout>, u64)>,
 }
 
 /// The bounded outbound queue of one connection.
@@ -61,6 +64,12 @@ impl Outbound {
     }
 }
 
+impl Sink for Outbound {
+    fn deliver(&self, text: String) -> bool {
+        self.push(text)
+    }
+}
+
 /// Scope check of a connection: everything without a grant.
 fn may(grant: Option<&Grant>, action: Action, address: &str) -> bool {
     grant.is_none_or(|g| g.scopes.allows(action, address))
@@ -71,7 +80,7 @@ struct Conn {
     namespace: Namespace,
     stats: Arc<BridgeStats>,
     out: Outbound,
-    subs: HashMap<String, JoinHandle<()>>,
+    subs: HashMap<String, (Pattern, JoinHandle<()>)>,
     bad: BadInput,
 }
 
@@ -108,6 +117,9 @@ pub(crate) async fn serve(
         subs: HashMap::new(),
         bad: BadInput::default(),
     };
+    if let Some((fanout, id)) = &conn.admitted.fanout {
+        fanout.join(*id, Arc::new(conn.out.clone()), conn.admitted.grant.clone());
+    }
     let mut stream = stream
         .max_frame_size(config.max_frame)
         .aggregate_continuations()
@@ -152,7 +164,10 @@ pub(crate) async fn serve(
             }
         }
     };
-    for (_, task) in conn.subs.drain() {
+    if let Some((fanout, id)) = &conn.admitted.fanout {
+        fanout.leave(*id);
+    }
+    for (_, (_, task)) in conn.subs.drain() {
         task.abort();
     }
     conn.admitted.link.close();
@@ -259,9 +274,10 @@ impl Conn {
             Request::Emit { address, value } => {
                 let full = self.address(&address)?;
                 self.check(Action::Write, &full)?;
-                link.publish(SignalType::Event, &full, value)
+                link.publish(SignalType::Event, &full, value.clone())
                     .await
                     .map_err(Failure::router)?;
+                self.share_publish(&full, SignalType::Event, &value);
                 Ok(Some(protocol::ack_message(
                     "emit",
                     json!({"address": address}),
@@ -271,17 +287,19 @@ impl Conn {
             Request::Stream { address, value } => {
                 let full = self.address(&address)?;
                 self.check(Action::Write, &full)?;
-                link.publish(SignalType::Stream, &full, value)
+                link.publish(SignalType::Stream, &full, value.clone())
                     .await
                     .map_err(Failure::router)?;
+                self.share_publish(&full, SignalType::Stream, &value);
                 Ok(id.map(|id| {
                     protocol::ack_message("stream", json!({"address": address}), Some(id))
                 }))
             }
             Request::Subscribe { pattern } => self.subscribe(pattern, id).await.map(Some),
             Request::Unsubscribe { pattern } => match self.subs.remove(&pattern) {
-                Some(task) => {
+                Some((_, task)) => {
                     task.abort();
+                    self.share_patterns();
                     Ok(Some(protocol::ack_message(
                         "unsubscribe",
                         json!({"pattern": pattern}),
@@ -326,7 +344,7 @@ impl Conn {
             )));
         }
         let full = format!("{}{}", self.namespace.as_str(), pattern);
-        Pattern::compile(&full)
+        let compiled = Pattern::compile(&full)
             .map_err(|e| Failure::Bad(format!("invalid pattern {pattern:?}: {e}")))?;
         let mut sub = self
             .admitted
@@ -353,8 +371,25 @@ impl Conn {
                 }
             }
         });
-        self.subs.insert(pattern, task);
+        self.subs.insert(pattern, (compiled, task));
+        self.share_patterns();
         Ok(ack)
+    }
+
+    /// Tells the bridge's other clients' fan-out what this one subscribes to.
+    fn share_patterns(&self) {
+        if let Some((fanout, id)) = &self.admitted.fanout {
+            fanout.patterns(*id, self.subs.values().map(|(p, _)| p.clone()).collect());
+        }
+    }
+
+    /// Hands this client's PUBLISH to the bridge's other clients (shared remote link only).
+    fn share_publish(&self, full: &str, signal: SignalType, value: &clasp_proto::Value) {
+        if let Some((fanout, id)) = &self.admitted.fanout {
+            fanout.publish(*id, full, &self.namespace, |path| {
+                protocol::event_message(path, value, signal)
+            });
+        }
     }
 }
 
