@@ -284,6 +284,12 @@ async fn protocol_round_trip(json_url: &str, relay_url: &str, events: bool) {
     assert_eq!(e.signal, SignalType::Event);
     assert_eq!(e.address.as_str(), "/fx/boom");
     assert_eq!(e.value, Value::Map(vec![("power".into(), Value::Int(2))]));
+    // stream → a CLASP stream sample (no answer without an id).
+    peer.send(json!({"type": "stream", "address": "/fx/level", "value": 0.25}));
+    let e = fx.next_within(WAIT).await.expect("the CLASP stream sample");
+    assert_eq!(e.signal, SignalType::Stream);
+    assert_eq!(e.address.as_str(), "/fx/level");
+    assert_eq!(e.value, Value::Float(0.25));
     if events {
         clasp.emit("/lights/flash", true).await.expect("CLASP emit");
         let e = peer
