@@ -200,3 +200,39 @@ impl Bridge for WsJsonBridge {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_keys() {
+        let c: WsJsonConfig = serde_json::from_str(
+            r#"{"port": 9000, "mode": "client", "connect": "ws://svc/feed",
+                "address_template": "/ws/{topic}", "forward": ["/out/**"], "namespace": "/svc"}"#,
+        )
+        .unwrap();
+        assert_eq!((c.port, c.mode), (9000, Mode::Client));
+        assert_eq!(c.namespace.as_str(), "/svc");
+        assert_eq!(c.queue, WsJsonConfig::default().queue);
+        assert!(WsJsonBridge::new(c).is_ok());
+        assert!(serde_json::from_str::<WsJsonConfig>(r#"{"prot": 1}"#).is_err());
+    }
+
+    #[test]
+    fn refuses_unusable_settings() {
+        let client = |connect: Option<&str>| WsJsonConfig {
+            mode: Mode::Client,
+            connect: connect.map(str::to_string),
+            ..WsJsonConfig::default()
+        };
+        assert!(WsJsonBridge::new(client(None)).is_err());
+        assert!(WsJsonBridge::new(client(Some("http://x"))).is_err());
+        assert!(WsJsonBridge::new(client(Some("wss://x/y"))).is_ok());
+        let tiny = WsJsonConfig {
+            max_frame: 10,
+            ..WsJsonConfig::default()
+        };
+        assert!(WsJsonBridge::new(tiny).is_err());
+    }
+}
