@@ -28,6 +28,8 @@ use crate::{BridgeStats, Namespace};
 const MAX_SUBSCRIPTIONS: usize = 256;
 /// How often a token's revocation and expiry are checked between requests.
 const GRANT_CHECK: Duration = Duration::from_secs(1);
+/// Longest a request may wait for the router, so a lost answer never stalls a connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long queued answers may take to go out when a connection ends.
 const DRAIN: Duration = Duration::from_secs(1);
 
@@ -204,7 +206,13 @@ impl Conn {
         };
         let kind = envelope.request.kind();
         let id = envelope.id;
-        match self.handle(envelope.request, id.as_ref()).await {
+        let answer =
+            tokio::time::timeout(REQUEST_TIMEOUT, self.handle(envelope.request, id.as_ref()))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure::Refused("the router did not answer in time".into()))
+                });
+        match answer {
             Ok(Some(answer)) => {
                 self.out.push(answer);
             }
