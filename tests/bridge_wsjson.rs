@@ -637,3 +637,52 @@ async fn client_mode_maps_both_ways_and_reconnects() {
         .await;
     clasp.close().await;
 }
+
+#[tokio::test]
+async fn client_mode_address_field_namespace_and_unmappable_messages() {
+    let relay = Relay::start(&[]);
+    let port = free_port();
+    let service_path = script("wsjson_service.py");
+    let mut service = Py::spawn(&[service_path.as_str(), &port.to_string()]);
+    service.expect_line("LISTENING", |l| l == "LISTENING").await;
+    let connect = format!("ws://127.0.0.1:{port}/");
+    let _bridge = Proc::start(&[
+        "websocket",
+        "--mode",
+        "client",
+        "--connect",
+        &connect,
+        "--address-field",
+        "/topic",
+        "--namespace",
+        "/svc",
+        "--forward",
+        "/out/*",
+        "--target",
+        &relay.url(),
+    ]);
+    service
+        .expect_line("bridge connection", |l| l == "CONNECTED")
+        .await;
+    let clasp = clasp_client(&relay.url()).await;
+    let mut room = clasp.subscribe("/svc/**").await.expect("subscribe");
+    // Messages that do not map are skipped; the connection stays.
+    service.send("not json");
+    service.send(r#"{"no": "topic"}"#);
+    service.send(r#"{"topic": 5, "value": 1}"#);
+    service.send(r#"{"topic": "room/t", "value": {"c": 21}}"#);
+    let u = room.next_within(WAIT).await.expect("the mapped SET");
+    assert_eq!(u.address.as_str(), "/svc/room/t");
+    assert_eq!(u.value, Value::Map(vec![("c".into(), Value::Int(21))]));
+    // Outbound: only under the namespace, which is stripped.
+    clasp
+        .set("/out/x", 1)
+        .await
+        .expect("set outside the namespace");
+    clasp.set("/svc/out/a", 2).await.expect("set");
+    let got = service
+        .expect_line("forwarded change", |l| l.starts_with("RECV "))
+        .await;
+    assert_eq!(got, r#"RECV {"address":"/out/a","value":2}"#);
+    clasp.close().await;
+}
