@@ -136,12 +136,24 @@ async fn plain() -> HttpResponse {
         .body("CLASP JSON WebSocket bridge: connect with a WebSocket\n")
 }
 
+/// Closes an in-process link when dropped.
+struct CloseOnDrop(RouterLink);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Serves the bridge on its own port until the server fails.
 pub(crate) async fn run_own_port(
     link: RouterLink,
     config: Arc<WsJsonConfig>,
     stats: Arc<BridgeStats>,
 ) -> Result<(), BridgeError> {
+    // Each run gets a fresh link and forks one per client: this one only has to go when
+    // the run ends, however it ends.
+    let _base = CloseOnDrop(link.clone());
     let endpoint = web::Data::new(Endpoint {
         base: Base::Link(link),
         config: config.clone(),
