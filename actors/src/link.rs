@@ -230,8 +230,8 @@ impl RouterLink {
 /// The in-process side of a [`RouterLink`].
 #[derive(Clone)]
 pub struct LocalLink {
-    endpoint: Addr<LinkEndpoint>,
-    router: Router,
+    pub(crate) endpoint: Addr<LinkEndpoint>,
+    pub(crate) router: Router,
 }
 
 /// The endpoint actor: to the shards it looks like a session.
