@@ -113,7 +113,11 @@ impl RouterLink {
         match self {
             RouterLink::Remote(c) => c.set(address, value).await,
             RouterLink::Local(l) => {
-                let set = Set::new(Address::parse(address)?, value);
+                let mut set = Set::new(Address::parse(address)?, value);
+                if let Some(app) = l.router.app_config.load_full() {
+                    check_app_config(&app, &set.address, &set.value)?;
+                    set.ttl = app.ttl_for(set.address.as_str());
+                }
                 let (tx, rx) = oneshot::channel();
                 l.endpoint
                     .send(LinkSet {
@@ -165,10 +169,14 @@ impl RouterLink {
                 SignalType::Param | SignalType::Event => c.emit(address, value).await,
             },
             RouterLink::Local(l) => {
+                let address = Address::parse(address)?;
+                if let Some(app) = l.router.app_config.load_full() {
+                    check_app_config(&app, &address, &value)?;
+                }
                 let publish = Publish {
                     signal,
                     phase: GesturePhase::Start,
-                    address: Address::parse(address)?,
+                    address,
                     payload: Payload::Value(value),
                     timestamp: Some(crate::clock::now_micros()),
                     id: None,
@@ -225,6 +233,28 @@ impl RouterLink {
             }
         }
     }
+}
+
+/// The app config's write rules for a write through an in-process link (FEATURES BR-6):
+/// bridges and rules get the same type and range validation as sessions, refused with
+/// ERROR 402 and the rule's message. A link has no token subject, so per-user checks do not
+/// apply (as for an open-mode session, AC-3). Over WebSocket the relay's session does this.
+fn check_app_config(
+    app: &crate::appconfig::AppConfig,
+    address: &Address,
+    value: &clasp_proto::Value,
+) -> Result<(), ClientError> {
+    app.check_write(
+        address.as_str(),
+        value,
+        None,
+        &crate::appconfig::State::new(),
+    )
+    .map_err(|v| ClientError::Server {
+        code: crate::appconfig::RULE_VIOLATION,
+        message: v.message,
+        address: Some(address.to_string()),
+    })
 }
 
 /// The in-process side of a [`RouterLink`].

@@ -23,6 +23,9 @@ use serde_json::Value as Json;
 
 use crate::config::{ConflictStrategy, RelayConfig};
 pub use checks::{Check, State};
+
+/// ERROR code of a write an app-config rule refused (issue 8).
+pub const RULE_VIOLATION: u16 = 402;
 pub use path::{Captures, Lookup, PathTemplate};
 pub use rules::{Mode, ValueType, Violation, WriteRule};
 pub use view::{Decision, Matcher, Transform, VisibilityRule, Visible};

@@ -20,8 +20,7 @@ use crate::appconfig::{view, AppConfig, Decision, State, Violation};
 use crate::messages::{Deliver, Delivery, ShardGet};
 use crate::router::Router;
 
-/// ERROR code of a write an app-config rule refused (issue 8).
-pub const RULE_VIOLATION: u16 = 402;
+use crate::appconfig::RULE_VIOLATION;
 
 /// Current values of `addresses` (absent when not stored or not an address), from their
 /// shards.
