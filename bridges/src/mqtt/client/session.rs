@@ -72,7 +72,7 @@ pub(super) async fn run(
         if let Err(e) = session.offline_while(token, &mut sub).await? {
             tracing::warn!(bridge = %session.stats.name, error = %e,
                 "subscribing on the broker failed; reconnecting");
-            session.client.disconnect(None);
+            drop(session.client.disconnect(None));
             continue;
         }
         session.stats.set_up(true);
@@ -91,7 +91,8 @@ struct DisconnectOnDrop(paho::AsyncClient);
 impl Drop for DisconnectOnDrop {
     fn drop(&mut self) {
         if self.0.is_connected() {
-            let _ = self.0.disconnect(None);
+            // The request goes out when called; the token only reports its outcome.
+            drop(self.0.disconnect(None));
         }
     }
 }
