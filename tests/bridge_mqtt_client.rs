@@ -790,3 +790,41 @@ fn no_echo_loop_mqtt311() {
     assert_eq!(cap.count("l3/out"), 1, "{:#?}", cap.lines());
     assert_eq!(cap.count("l3/in"), 1, "{:#?}", cap.lines());
 }
+
+/// A burst from the broker is delivered whole: nothing is dropped between paho and the
+/// router when the router is slower than the broker.
+#[test]
+fn inbound_burst_is_not_lost() {
+    const N: usize = 2000;
+    let dir = scratch("burst");
+    let broker = Broker::start(&dir);
+    let relay = Relay::start(&[]);
+    let _bridge = BridgeProc::start(&dir, &relay, &broker.url(), &["--subscribe", "burst/#"]);
+    let lines: String = (0..N).map(|i| format!("{i}\n")).collect();
+    let input = dir.join("burst.txt");
+    std::fs::write(&input, lines).unwrap();
+    runtime().block_on(async {
+        let c = clasp(&relay.url()).await;
+        let mut sub = c.subscribe("/mqtt/burst/**").await.unwrap();
+        let mut child = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
+            .args(["-q", "1", "-t", "burst/ev", "-l"])
+            .stdin(File::open(&input).unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < N && Instant::now() < deadline {
+            if let Some(u) = sub.next_within(Duration::from_millis(500)).await {
+                got.push(u.value);
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let expected: Vec<Value> = (0..N as i64).map(Value::Int).collect();
+        assert_eq!(got.len(), N, "all {N} events arrive");
+        assert_eq!(got, expected, "in order");
+    });
+}

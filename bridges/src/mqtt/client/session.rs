@@ -11,6 +11,7 @@ use clasp_actors::client::{ClientError, Update};
 use clasp_actors::link::{LinkSubscription, RouterLink};
 use clasp_proto::SignalType;
 use paho_mqtt as paho;
+use tokio::sync::mpsc;
 
 use super::broker;
 use super::outbox::{Outbox, Pending};
@@ -37,7 +38,7 @@ pub(super) async fn run(
     // broker's own retained values (over WebSocket the snapshot is skipped in `outbound`).
     let mut sub = link.subscribe_live(&settings.namespace.subtree()).await?;
     let mut client = broker::client(&settings)?;
-    let stream = client.get_stream(STREAM_BUFFER);
+    let mut stream = inbound_channel(&mut client);
     let options = broker::connect_options(&settings)?;
     let _disconnect = DisconnectOnDrop(client.clone());
     let mut session = Session {
@@ -79,10 +80,32 @@ pub(super) async fn run(
         let replayed = session.flush();
         tracing::info!(bridge = %session.stats.name, broker = %session.settings.url,
             filters = ?session.settings.filters, replayed, "connected to the MQTT broker");
-        session.online(&stream, &mut sub).await?;
+        session.online(&mut stream, &mut sub).await?;
         tracing::warn!(bridge = %session.stats.name, broker = %session.settings.url,
             "connection to the MQTT broker lost; reconnecting");
     }
+}
+
+/// The channel broker messages arrive on, `None` marking a lost connection. paho's own
+/// stream drops messages when it is full; this one blocks paho's receive thread instead, so
+/// a slow router slows the broker connection (TCP back-pressure) rather than losing
+/// messages silently.
+fn inbound_channel(client: &mut paho::AsyncClient) -> mpsc::Receiver<Option<paho::Message>> {
+    // get_stream installs the connection-lost hooks that push the `None`; its channel is
+    // then replaced by ours.
+    drop(client.get_stream(1));
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    client.set_message_callback(move |_, msg| {
+        // Runs on paho's C thread, outside any tokio runtime, where blocking is allowed
+        // (checked, so a call from inside a runtime can never panic). An error means the
+        // run has ended and nobody reads any more.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = tx.try_send(msg);
+        } else {
+            let _ = tx.blocking_send(msg);
+        }
+    });
+    rx
 }
 
 /// Disconnects from the broker when the run ends or the bridge is stopped.
@@ -138,7 +161,7 @@ impl Session {
     /// link closes (`Err`).
     async fn online(
         &mut self,
-        stream: &paho::AsyncReceiver<Option<paho::Message>>,
+        stream: &mut mpsc::Receiver<Option<paho::Message>>,
         sub: &mut LinkSubscription,
     ) -> Result<(), BridgeError> {
         let mut retry = tokio::time::interval(RETRY);
@@ -146,9 +169,9 @@ impl Session {
         loop {
             tokio::select! {
                 msg = stream.recv() => match msg {
-                    Ok(Some(msg)) => self.inbound(msg).await?,
-                    Ok(None) => return Ok(()),
-                    Err(_) => return Err(BridgeError::Protocol("MQTT client stream closed".into())),
+                    Some(Some(msg)) => self.inbound(msg).await?,
+                    Some(None) => return Ok(()),
+                    None => return Err(BridgeError::Protocol("MQTT client stream closed".into())),
                 },
                 update = sub.next() => match update {
                     Some(update) => self.outbound(update, true),
