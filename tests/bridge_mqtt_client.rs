@@ -828,3 +828,74 @@ fn inbound_burst_is_not_lost() {
         assert_eq!(got, expected, "in order");
     });
 }
+
+/// `mqtts://` with `--ca-file`: the bridge verifies the broker's certificate (self-signed,
+/// made by this test for 127.0.0.1) and values flow both ways over TLS.
+#[test]
+fn tls_with_ca_file() {
+    let dir = scratch("tls");
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("rcgen makes a certificate");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    let broker = Broker::with_conf(
+        &dir,
+        &format!(
+            "allow_anonymous true\ncafile {0}\ncertfile {0}\nkeyfile {1}\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let relay = Relay::start(&[]);
+    let cafile = cert.to_string_lossy().to_string();
+    let _bridge = BridgeProc::start(
+        &dir,
+        &relay,
+        &format!("mqtts://127.0.0.1:{}", broker.port),
+        &["--ca-file", &cafile],
+    );
+    broker.publish(&["--cafile", &cafile, "-r", "-t", "tls/in", "-m", "1"]);
+    runtime().block_on(async {
+        let c = clasp(&relay.url()).await;
+        wait_value(&c, "/mqtt/tls/in", &Value::Int(1)).await;
+        c.set("/mqtt/tls/out", "secure").await.unwrap();
+    });
+    let deadline = Instant::now() + FLOW;
+    loop {
+        let mut cmd = Command::new("mosquitto_sub");
+        cmd.args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
+            .args(["--cafile", &cafile, "-v", "--retained-only", "-W", "2"])
+            .args(["-t", "tls/out"]);
+        let out = run_with_timeout(cmd, Duration::from_secs(10), "mosquitto_sub over TLS");
+        if out.stdout.contains("tls/out secure") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tls/out never reached the broker"
+        );
+    }
+    // Without the CA the broker's certificate is refused.
+    let wrong = Command::new(BIN)
+        .args([
+            "mqtt",
+            "--broker",
+            &format!("mqtts://127.0.0.1:{}", broker.port),
+        ])
+        .args(["--target", &relay.url(), "--namespace", "/untrusted"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(dir.join("untrusted.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _wrong = Proc(wrong);
+    wait_file(
+        &dir.join("untrusted.log"),
+        "cannot connect to the MQTT broker",
+        1,
+    );
+}
