@@ -899,3 +899,36 @@ fn tls_with_ca_file() {
         1,
     );
 }
+
+/// A burst of retained values on one topic: each is written to the router, none is
+/// published back (not even an older one whose echo arrives late), and broker and router
+/// agree on the last value.
+#[test]
+fn retained_burst_on_one_topic_does_not_echo() {
+    const N: usize = 300;
+    let dir = scratch("rburst");
+    let broker = Broker::start(&dir);
+    let relay = Relay::start(&[]);
+    let _bridge = BridgeProc::start(&dir, &relay, &broker.url(), &[]);
+    let cap = Capture::start(&broker, "rb/#", "rb/_mark");
+    let input = dir.join("values.txt");
+    std::fs::write(&input, (0..N).map(|i| format!("{i}\n")).collect::<String>()).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "mosquitto_pub -h 127.0.0.1 -p {} -r -q 1 -t rb/x -l < {}",
+        broker.port,
+        input.display()
+    ));
+    run_ok(cmd, Duration::from_secs(20), "mosquitto_pub -l");
+    runtime().block_on(async {
+        let c = clasp(&relay.url()).await;
+        wait_value(&c, "/mqtt/rb/x", &Value::Int(N as i64 - 1)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            c.get("/mqtt/rb/x").await.unwrap().value,
+            Value::Int(N as i64 - 1)
+        );
+    });
+    assert_eq!(cap.count("rb/x"), N, "only the publisher's messages");
+    assert_eq!(broker.retained("rb/#"), vec![format!("rb/x {}", N - 1)]);
+}

@@ -5,6 +5,7 @@
 //! value back to where it came from, and keeps what it cannot send while the broker is away.
 
 mod broker;
+mod echoes;
 mod outbox;
 mod session;
 

@@ -14,9 +14,9 @@ use paho_mqtt as paho;
 use tokio::sync::mpsc;
 
 use super::broker;
+use super::echoes::Echoes;
 use super::outbox::{Outbox, Pending};
 use super::Settings;
-use crate::echo::EchoFilter;
 use crate::mqtt::mapping;
 use crate::noise::BadInput;
 use crate::supervise::backoff;
@@ -47,8 +47,8 @@ pub(super) async fn run(
         stats,
         outbox,
         client,
-        from_broker: EchoFilter::default(),
-        own: EchoFilter::default(),
+        from_broker: Echoes::default(),
+        own: Echoes::default(),
         bad: BadInput::default(),
     };
     let mut failures = 0u32;
@@ -127,10 +127,10 @@ struct Session {
     outbox: Arc<Mutex<Outbox>>,
     client: paho::AsyncClient,
     /// Values written to the router from the broker: their echo is not published back.
-    from_broker: EchoFilter<()>,
+    from_broker: Echoes,
     /// MQTT 3.1.1 only (no no-local option): what the bridge published, by topic, so the
     /// broker's copy of it is not taken as input.
-    own: EchoFilter<()>,
+    own: Echoes,
     bad: BadInput,
 }
 
@@ -220,11 +220,11 @@ impl Session {
             }
         };
         let value = mapping::decode_payload(msg.payload());
-        if !self.settings.v5 && self.own.origin(topic, &value).is_some() {
+        if !self.settings.v5 && self.own.take(topic, &value) {
             return Ok(());
         }
         let result = if msg.retained() {
-            self.from_broker.inbound(address.as_str(), (), &value);
+            self.from_broker.expect(address.as_str(), &value);
             self.link.set(address.as_str(), value).await.map(|_| ())
         } else {
             self.link
@@ -257,9 +257,7 @@ impl Session {
         let Some(topic) = mapping::address_to_topic(&self.settings.namespace, address) else {
             return;
         };
-        if update.signal == SignalType::Param
-            && self.from_broker.origin(address, &update.value).is_some()
-        {
+        if update.signal == SignalType::Param && self.from_broker.take(address, &update.value) {
             return;
         }
         if let Err(e) = mapping::check_publish_topic(topic) {
@@ -293,7 +291,7 @@ impl Session {
                 BridgeStats::bump(&self.stats.sent);
                 if !self.settings.v5 {
                     let value = mapping::decode_payload(&p.payload);
-                    self.own.inbound(&p.topic, (), &value);
+                    self.own.expect(&p.topic, &value);
                 }
                 Ok(())
             }
