@@ -203,6 +203,21 @@ mod tests {
     }
 
     #[test]
+    fn config_file_form() {
+        let c: MqttClientConfig = serde_json::from_str(
+            r#"{"broker": "mqtts://b:8883", "subscribe": ["a/#"], "qos": 1,
+                "namespace": "/ext", "client_id": "x", "mqtt_v311": true}"#,
+        )
+        .unwrap();
+        assert_eq!(c.subscribe, ["a/#"]);
+        assert_eq!(c.namespace.as_str(), "/ext");
+        assert_eq!(c.max_pending, 10_000, "defaults fill the rest");
+        assert!(serde_json::from_str::<MqttClientConfig>(r#"{"brokr": "x"}"#).is_err());
+        let s = Settings::check(c).unwrap();
+        assert!(s.url.tls && !s.v5);
+    }
+
+    #[test]
     fn bad_settings_are_refused() {
         let bad_filter = MqttClientConfig {
             subscribe: vec!["a/#/b".into()],
