@@ -4,6 +4,7 @@
 //! the outbox. The run ends only when the router link is gone.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,8 +25,8 @@ use crate::{BridgeError, BridgeStats};
 
 /// How often pending publishes are retried while connected (paho's in-flight window full).
 const RETRY: Duration = Duration::from_millis(200);
-/// Capacity of the channel paho delivers broker messages on.
-const STREAM_BUFFER: usize = 8192;
+/// Broker messages waiting for the router; beyond it they are dropped and counted.
+const INBOUND_QUEUE: usize = 65_536;
 
 /// Runs the bridge until the router link closes (an error: the supervisor restarts it).
 pub(super) async fn run(
@@ -38,9 +39,11 @@ pub(super) async fn run(
     // broker's own retained values (over WebSocket the snapshot is skipped in `outbound`).
     let mut sub = link.subscribe_live(&settings.namespace.subtree()).await?;
     let mut client = broker::client(&settings)?;
-    let mut stream = inbound_channel(&mut client);
     let options = broker::connect_options(&settings)?;
     let _disconnect = DisconnectOnDrop(client.clone());
+    // Declared after the client's last handle, so it is dropped first: paho's thread never
+    // waits on a queue nobody reads.
+    let mut stream = Inbound::install(&mut client);
     let mut session = Session {
         settings,
         link,
@@ -86,26 +89,46 @@ pub(super) async fn run(
     }
 }
 
-/// The channel broker messages arrive on, `None` marking a lost connection. paho's own
-/// stream drops messages when it is full; this one blocks paho's receive thread instead, so
-/// a slow router slows the broker connection (TCP back-pressure) rather than losing
-/// messages silently.
-fn inbound_channel(client: &mut paho::AsyncClient) -> mpsc::Receiver<Option<paho::Message>> {
-    // get_stream installs the connection-lost hooks that push the `None`; its channel is
-    // then replaced by ours.
-    drop(client.get_stream(1));
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    client.set_message_callback(move |_, msg| {
-        // Runs on paho's C thread, outside any tokio runtime, where blocking is allowed
-        // (checked, so a call from inside a runtime can never panic). An error means the
-        // run has ended and nobody reads any more.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let _ = tx.try_send(msg);
-        } else {
-            let _ = tx.blocking_send(msg);
+/// Broker messages as paho's thread hands them over, `None` marking a lost connection.
+struct Inbound {
+    rx: mpsc::Receiver<Option<paho::Message>>,
+    /// Messages dropped because the queue was full (the router slower than the broker).
+    dropped: Arc<AtomicU64>,
+    reported: u64,
+}
+
+impl Inbound {
+    /// Installs the message callback. It must not block: paho calls it holding the
+    /// library's global lock, which the bridge's own calls (publish, is_connected) need, so
+    /// a full queue drops the message and counts it instead of waiting.
+    fn install(client: &mut paho::AsyncClient) -> Inbound {
+        // get_stream installs the connection-lost hooks that push the `None`; its channel is
+        // then replaced by ours.
+        drop(client.get_stream(1));
+        let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counter = dropped.clone();
+        client.set_message_callback(move |_, msg| {
+            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Inbound {
+            rx,
+            dropped,
+            reported: 0,
         }
-    });
-    rx
+    }
+
+    /// Logs the drops since the last call, once.
+    fn report_drops(&mut self, stats: &BridgeStats) {
+        let total = self.dropped.load(Ordering::Relaxed);
+        if total > self.reported {
+            tracing::warn!(bridge = %stats.name, dropped = total - self.reported, total,
+                "broker messages dropped: the router is slower than the broker (queue full)");
+            self.reported = total;
+        }
+    }
 }
 
 /// Disconnects from the broker when the run ends or the bridge is stopped.
@@ -161,15 +184,17 @@ impl Session {
     /// link closes (`Err`).
     async fn online(
         &mut self,
-        stream: &mut mpsc::Receiver<Option<paho::Message>>,
+        stream: &mut Inbound,
         sub: &mut LinkSubscription,
     ) -> Result<(), BridgeError> {
         let mut retry = tokio::time::interval(RETRY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                msg = stream.recv() => match msg {
+                msg = stream.rx.recv() => match msg {
                     Some(Some(msg)) => self.inbound(msg).await?,
+                    // A marker queued before a reconnection the tick already noticed is stale.
+                    Some(None) if self.client.is_connected() => {}
                     Some(None) => return Ok(()),
                     None => return Err(BridgeError::Protocol("MQTT client stream closed".into())),
                 },
@@ -178,6 +203,7 @@ impl Session {
                     None => return Err(ClientError::Closed.into()),
                 },
                 _ = retry.tick() => {
+                    stream.report_drops(&self.stats);
                     if !self.client.is_connected() {
                         return Ok(());
                     }
