@@ -947,3 +947,45 @@ fn retained_burst_on_one_topic_does_not_echo() {
     assert_eq!(cap.count("rb/x"), N, "only the publisher's messages");
     assert_eq!(broker.retained("rb/#"), vec![format!("rb/x {}", N - 1)]);
 }
+
+/// The official JS client on the CLASP side (FEATURES MQTT-2, MQTT-3, MQTT-4): a late JS
+/// client's snapshot has the retained broker value as a map and not the event; a JS SET
+/// reaches `mosquitto_sub` as a retained publish.
+#[test]
+fn official_js_client_both_ways() {
+    common::require_js_client();
+    let dir = scratch("js");
+    let broker = Broker::start(&dir);
+    let relay = Relay::start(&[]);
+    let _bridge = BridgeProc::start(&dir, &relay, &broker.url(), &[]);
+    broker.publish(&["-r", "-t", "js/ret", "-m", r#"{"value":22.5,"unit":"C"}"#]);
+    broker.publish(&["-t", "js/ev", "-m", "2"]);
+    broker.publish(&["-r", "-t", "js/done", "-m", "1"]);
+    runtime().block_on(async {
+        let c = clasp(&relay.url()).await;
+        // Published last, so the other two have been through the bridge once it is here.
+        wait_value(&c, "/mqtt/js/done", &Value::Int(1)).await;
+    });
+    let script = r#"
+import { assert, client, recorder, scenario, until } from './js/lib/harness.mjs';
+await scenario('mqtt_client_js', async () => {
+  const late = await client('js-mqtt-late');
+  await until(() => late.cached('/mqtt/js/done') !== undefined, 5000, 'the SNAPSHOT');
+  assert.deepEqual(late.cached('/mqtt/js/ret'), { value: 22.5, unit: 'C' }, 'retained → param (a map)');
+  assert.equal(late.cached('/mqtt/js/ev'), undefined, 'non-retained → event, not state');
+  const echo = recorder(late, '/mqtt/js/light');
+  late.set('/mqtt/js/light', 'on');
+  await until(() => echo.some((g) => g.value === 'on'), 5000, 'the SET applied');
+});
+"#;
+    let mut cmd = common::node();
+    cmd.args(["--input-type=module", "-e", script, "_", &relay.url()]);
+    run_ok(cmd, Duration::from_secs(40), "JS scenario mqtt_client_js");
+    let deadline = Instant::now() + FLOW;
+    while !broker.retained("js/#").contains(&"js/light on".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "js/light never reached the broker"
+        );
+    }
+}
