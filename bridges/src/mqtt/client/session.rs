@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clasp_actors::client::{ClientError, Update};
 use clasp_actors::link::{LinkSubscription, RouterLink};
@@ -27,6 +27,8 @@ use crate::{BridgeError, BridgeStats};
 const RETRY: Duration = Duration::from_millis(200);
 /// Broker messages waiting for the router; beyond it they are dropped and counted.
 const INBOUND_QUEUE: usize = 65_536;
+/// Shortest interval between two logs of dropped broker messages.
+const DROP_REPORT: Duration = Duration::from_secs(10);
 
 /// Runs the bridge until the router link closes (an error: the supervisor restarts it).
 pub(super) async fn run(
@@ -71,14 +73,24 @@ pub(super) async fn run(
                 .await?;
             continue;
         }
-        failures = 0;
         let token = session.subscribe();
-        if let Err(e) = session.offline_while(token, &mut sub).await? {
-            tracing::warn!(bridge = %session.stats.name, error = %e,
-                "subscribing on the broker failed; reconnecting");
+        let granted = session.offline_while(token, &mut sub).await?;
+        if let Ok(response) = &granted {
+            session.check_granted(response);
+        }
+        if let Err(e) = granted {
+            failures = failures.saturating_add(1);
+            let delay = backoff(failures);
+            tracing::warn!(bridge = %session.stats.name, error = %e, ?delay,
+                "subscribing on the broker failed; reconnecting after a backoff");
+            session.stats.set_error(format!("broker subscribe: {e}"));
             drop(session.client.disconnect(None));
+            session
+                .offline_while(tokio::time::sleep(delay), &mut sub)
+                .await?;
             continue;
         }
+        failures = 0;
         session.stats.set_up(true);
         let replayed = session.flush();
         tracing::info!(bridge = %session.stats.name, broker = %session.settings.url,
@@ -95,6 +107,7 @@ struct Inbound {
     /// Messages dropped because the queue was full (the router slower than the broker).
     dropped: Arc<AtomicU64>,
     reported: u64,
+    last_report: Option<Instant>,
 }
 
 impl Inbound {
@@ -117,13 +130,18 @@ impl Inbound {
             rx,
             dropped,
             reported: 0,
+            last_report: None,
         }
     }
 
-    /// Logs the drops since the last call, once.
+    /// Logs the drops since the last report, at most once every [`DROP_REPORT`].
     fn report_drops(&mut self, stats: &BridgeStats) {
         let total = self.dropped.load(Ordering::Relaxed);
-        if total > self.reported {
+        let due = self
+            .last_report
+            .is_none_or(|at| at.elapsed() >= DROP_REPORT);
+        if total > self.reported && due {
+            self.last_report = Some(Instant::now());
             tracing::warn!(bridge = %stats.name, dropped = total - self.reported, total,
                 "broker messages dropped: the router is slower than the broker (queue full)");
             self.reported = total;
@@ -232,6 +250,22 @@ impl Session {
                 .subscribe_many_with_options(filters, &qos, &opts, None)
         } else {
             self.client.subscribe_many(filters, &qos)
+        }
+    }
+
+    /// Logs the filters the broker refused (a SUBACK code of 0x80 or more, e.g. an ACL):
+    /// the others work, so the bridge carries on.
+    fn check_granted(&self, response: &paho::ServerResponse) {
+        let Some(codes) = response.subscribe_many_response() else {
+            return;
+        };
+        for (filter, code) in self.settings.filters.iter().zip(codes) {
+            if code >= 0x80 {
+                tracing::warn!(bridge = %self.stats.name, filter, code,
+                    "the broker refused this subscription");
+                self.stats
+                    .set_error(format!("broker refused subscription {filter:?} ({code})"));
+            }
         }
     }
 
