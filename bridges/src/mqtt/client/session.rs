@@ -306,8 +306,8 @@ impl Session {
         Ok(())
     }
 
-    /// One router change toward the broker: sent now when connected and nothing is waiting
-    /// before it, otherwise kept in the outbox.
+    /// One router change toward the broker: sent now when connected (after whatever waits
+    /// before it), otherwise kept in the outbox.
     fn outbound(&mut self, update: Update, online: bool) {
         // A SNAPSHOT entry (it names its writer; live SETs do not) is state, not a change.
         if update.signal == SignalType::Param && update.writer.is_some() {
@@ -335,6 +335,10 @@ impl Session {
             }
         } else {
             self.outbox().push(pending);
+            if online {
+                // Behind a backlog: it goes out after what waits before it.
+                self.flush();
+            }
         }
     }
 
