@@ -17,9 +17,9 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::mqtt::mapping;
 use crate::{Bridge, BridgeError, BridgeStats, Namespace};
+use outbox::Outbox;
 
 pub use broker::BrokerUrl;
-pub use outbox::Outbox;
 
 const DEFAULT_BROKER: &str = "mqtt://127.0.0.1:1883";
 
