@@ -2,6 +2,7 @@
 //! for plain MQTT clients. PLACEHOLDER: the MQTT bridges fill this module in.
 
 pub mod client;
+pub mod mapping;
 pub mod server;
 
 pub use client::{MqttClientBridge, MqttClientConfig};
