@@ -75,7 +75,10 @@ fn shipped_configs_pass_clasp_config_check() {
     passes(cmd, "clasp config check deploy/docker/clasp.toml");
 
     let manifest = std::fs::read_to_string(repo("deploy/k8s/clasp.yaml")).expect("manifest");
-    let start = manifest.find("clasp.toml: |").expect("ConfigMap clasp.toml") + "clasp.toml: |".len();
+    let start = manifest
+        .find("clasp.toml: |")
+        .expect("ConfigMap clasp.toml")
+        + "clasp.toml: |".len();
     let toml: String = manifest[start..]
         .lines()
         .skip(1)
