@@ -230,8 +230,8 @@ impl RouterLink {
 /// The in-process side of a [`RouterLink`].
 #[derive(Clone)]
 pub struct LocalLink {
-    endpoint: Addr<LinkEndpoint>,
-    router: Router,
+    pub(crate) endpoint: Addr<LinkEndpoint>,
+    pub(crate) router: Router,
 }
 
 /// The endpoint actor: to the shards it looks like a session.
@@ -269,11 +269,11 @@ impl Actor for LinkEndpoint {
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct LinkSet {
-    set: Set,
+pub(crate) struct LinkSet {
+    pub(crate) set: Set,
     /// Writer id for this write; `None`: the link's own.
-    writer: Option<Arc<str>>,
-    reply: oneshot::Sender<Result<u64, ClientError>>,
+    pub(crate) writer: Option<Arc<str>>,
+    pub(crate) reply: oneshot::Sender<Result<u64, ClientError>>,
 }
 
 #[derive(Message)]

@@ -1,0 +1,362 @@
+//! The REST endpoints (FEATURES HTTP-2): state read/write/delete, emit, snapshot, and the
+//! SSE subscription, all backed by router state through a `RouterLink`. HTTP path
+//! `/api/v1/state/lights/on` is the CLASP address `/lights/on` (under the namespace, if any).
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes_limit::read_limited;
+use clasp_actors::auth::Action;
+use clasp_actors::client::SetOptions;
+use clasp_actors::link::RouterLink;
+use clasp_proto::{SignalType, Ttl, Value};
+use serde_json::{json, Map, Value as Json};
+
+use super::access::{admit, Caller, Gate};
+use super::errors::ApiError;
+use super::json::{to_json, to_value};
+use super::{openapi, sse, timefmt};
+use crate::{BridgeStats, Namespace};
+
+/// Everything a request handler needs, one per server worker.
+pub struct Api {
+    /// The router.
+    pub link: RouterLink,
+    /// Address prefix of the HTTP paths.
+    pub namespace: Namespace,
+    /// Who may call.
+    pub gate: Gate,
+    /// Largest accepted request body, bytes.
+    pub max_body: usize,
+    /// Counters.
+    pub stats: Arc<BridgeStats>,
+}
+
+/// Adds the API's routes (full paths, so other `/api/v1/*` routes of the relay still match).
+pub fn configure(cfg: &mut web::ServiceConfig, api: web::Data<Api>) {
+    cfg.app_data(api)
+        .route("/api/v1/openapi.json", web::get().to(openapi::serve))
+        .service(
+            web::resource("/api/v1/state/{address:.+}")
+                .route(web::get().to(get_state))
+                .route(web::put().to(put_state))
+                .route(web::delete().to(delete_state)),
+        )
+        .route("/api/v1/emit/{address:.+}", web::post().to(emit))
+        .route("/api/v1/snapshot", web::get().to(snapshot))
+        .route("/api/v1/snapshot/{prefix:.*}", web::get().to(snapshot))
+        .route(
+            "/api/v1/subscribe/{pattern:.+}",
+            web::get().to(sse::subscribe),
+        );
+}
+
+mod bytes_limit {
+    use actix_web::web;
+    use futures_util::StreamExt;
+
+    use super::ApiError;
+
+    /// Reads a body of at most `limit` bytes (413 beyond, without reading the rest).
+    pub async fn read_limited(
+        mut payload: web::Payload,
+        limit: usize,
+    ) -> Result<web::BytesMut, ApiError> {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// Decodes `%XX` escapes the router left in a path tail (`%2F` stays escaped in matching).
+fn percent_decode(text: &str) -> Result<String, ApiError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| ApiError::BadRequest("bad percent escape in the path".into()))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ApiError::BadRequest("the path is not UTF-8".into()))
+}
+
+/// The path tail named `key`, decoded and without its leading slash.
+pub(super) fn tail(req: &HttpRequest, key: &str) -> Result<String, ApiError> {
+    let raw = req.match_info().get(key).unwrap_or_default();
+    let decoded = percent_decode(raw)?;
+    Ok(decoded.trim_start_matches('/').to_string())
+}
+
+/// The CLASP address of a path tail: one or more non-empty segments, no wildcards.
+fn address_of(api: &Api, path: &str) -> Result<String, ApiError> {
+    if path.is_empty() || path.split('/').any(str::is_empty) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid address {path:?}: empty segment"
+        )));
+    }
+    if path.contains(['*', '{', '}', '[', ']', '?', '#']) || path.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid address {path:?}: an address, not a pattern"
+        )));
+    }
+    api.namespace
+        .address(path)
+        .map(|a| a.as_str().to_string())
+        .map_err(|e| ApiError::BadRequest(format!("invalid address {path:?}: {e}")))
+}
+
+/// The address as the HTTP client names it (namespace removed).
+pub(super) fn public(api: &Api, address: &str) -> String {
+    api.namespace.strip(address).unwrap_or(address).to_string()
+}
+
+fn up(api: &Api) -> Result<(), ApiError> {
+    if api.link.is_up() {
+        Ok(())
+    } else {
+        Err(ApiError::BadGateway("not connected to the relay".into()))
+    }
+}
+
+/// The fields of a write body: `{"value": v, "revision"?: n, "ttl"?: seconds}`.
+struct WriteBody {
+    value: Option<Json>,
+    revision: Option<u64>,
+    ttl: Option<u32>,
+}
+
+fn parse_body(body: &[u8], allow_empty: bool) -> Result<WriteBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) && allow_empty {
+        return Ok(WriteBody {
+            value: None,
+            revision: None,
+            ttl: None,
+        });
+    }
+    let json: Json = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let Json::Object(mut fields) = json else {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object like {\"value\": 1}".into(),
+        ));
+    };
+    let revision = match fields.remove("revision") {
+        None => None,
+        Some(r) => Some(r.as_u64().ok_or_else(|| {
+            ApiError::BadRequest("\"revision\" must be a non-negative integer".into())
+        })?),
+    };
+    let ttl = match fields.remove("ttl") {
+        None => None,
+        Some(t) => Some(
+            t.as_u64()
+                .and_then(|t| u32::try_from(t).ok())
+                .filter(|t| *t < 0x8000_0000)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "\"ttl\" must be an integer 0..=2147483647 (seconds)".into(),
+                    )
+                })?,
+        ),
+    };
+    Ok(WriteBody {
+        value: fields.remove("value"),
+        revision,
+        ttl,
+    })
+}
+
+async fn caller(req: &HttpRequest, api: &Api) -> Result<Caller, ApiError> {
+    admit(req, &api.gate, &api.link).await
+}
+
+/// `GET /api/v1/state/{address}`: the value with its revision, writer and timestamp.
+async fn get_state(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
+    let who = caller(&req, &api).await?;
+    let path = tail(&req, "address")?;
+    let address = address_of(&api, &path)?;
+    who.require(Action::Read, &address)?;
+    up(&api)?;
+    let param = api
+        .link
+        .get_state(&address)
+        .await?
+        .filter(|p| p.value != Value::Null)
+        .ok_or_else(|| ApiError::NotFound(public(&api, &address)))?;
+    let timestamp_us = param.timestamp.unwrap_or(0);
+    Ok(HttpResponse::Ok().json(json!({
+        "address": public(&api, &address),
+        "value": to_json(&param.value),
+        "revision": param.revision,
+        "writer": param.writer,
+        "timestamp": timefmt::iso8601(timestamp_us),
+        "timestamp_us": timestamp_us,
+    })))
+}
+
+/// `PUT /api/v1/state/{address}`: writes (`null` deletes), with an optional expected revision
+/// and TTL; answers the new revision.
+async fn put_state(
+    req: HttpRequest,
+    payload: web::Payload,
+    api: web::Data<Api>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&req, &api).await?;
+    let path = tail(&req, "address")?;
+    let address = address_of(&api, &path)?;
+    who.require(Action::Write, &address)?;
+    let body = parse_body(&read_limited(payload, api.max_body).await?, false)?;
+    let Some(value) = body.value else {
+        return Err(ApiError::BadRequest(
+            "the body needs a \"value\" (null deletes)".into(),
+        ));
+    };
+    up(&api)?;
+    let options = SetOptions {
+        revision: body.revision,
+        ttl: body
+            .ttl
+            .map(|t| if t == 0 { Ttl::Never } else { Ttl::Absolute(t) }),
+        ..SetOptions::default()
+    };
+    write(&api, &who, &address, to_value(&value), options).await
+}
+
+/// `DELETE /api/v1/state/{address}`: removes the value (404 if there is none).
+async fn delete_state(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
+    let who = caller(&req, &api).await?;
+    let path = tail(&req, "address")?;
+    let address = address_of(&api, &path)?;
+    who.require(Action::Write, &address)?;
+    up(&api)?;
+    let exists = api
+        .link
+        .get_state(&address)
+        .await?
+        .is_some_and(|p| p.value != Value::Null);
+    if !exists {
+        return Err(ApiError::NotFound(public(&api, &address)));
+    }
+    write(&api, &who, &address, Value::Null, SetOptions::default()).await
+}
+
+/// One write through the router's pipeline (scopes, lock, revision, journal, fan-out).
+async fn write(
+    api: &Api,
+    who: &Caller,
+    address: &str,
+    value: Value,
+    options: SetOptions,
+) -> Result<HttpResponse, ApiError> {
+    let writer = who.writer();
+    let result = api
+        .link
+        .set_with_options(writer.as_deref(), address, value.clone(), options)
+        .await;
+    match result {
+        Ok(revision) => {
+            BridgeStats::bump(&api.stats.received);
+            Ok(HttpResponse::Ok().json(json!({
+                "address": public(api, address),
+                "value": to_json(&value),
+                "revision": revision,
+            })))
+        }
+        Err(e) => {
+            BridgeStats::bump(&api.stats.refused);
+            Err(e.into())
+        }
+    }
+}
+
+/// `POST /api/v1/emit/{address}`: publishes an event (body `{"value": v}`, optional).
+async fn emit(
+    req: HttpRequest,
+    payload: web::Payload,
+    api: web::Data<Api>,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&req, &api).await?;
+    let path = tail(&req, "address")?;
+    let address = address_of(&api, &path)?;
+    who.require(Action::Write, &address)?;
+    let body = parse_body(&read_limited(payload, api.max_body).await?, true)?;
+    up(&api)?;
+    let value = body.value.as_ref().map(to_value).unwrap_or(Value::Null);
+    api.link
+        .publish(SignalType::Event, &address, value)
+        .await
+        .map_err(ApiError::from)?;
+    BridgeStats::bump(&api.stats.received);
+    Ok(HttpResponse::Ok().json(json!({
+        "address": public(&api, &address),
+        "status": "emitted",
+    })))
+}
+
+/// `GET /api/v1/snapshot[/{prefix}]`: a flat object `{address: value}` of every readable
+/// param (under the prefix, by whole segments), without revisions.
+async fn snapshot(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
+    let who = caller(&req, &api).await?;
+    let prefix = match req.match_info().get("prefix") {
+        Some(_) => tail(&req, "prefix")?,
+        None => String::new(),
+    };
+    let prefix = prefix.trim_end_matches('/');
+    let pattern = if prefix.is_empty() {
+        api.namespace.subtree()
+    } else {
+        format!("{}/**", address_of(&api, prefix)?)
+    };
+    up(&api)?;
+    let params = api.link.snapshot(&pattern).await?;
+    let mut flat = Map::new();
+    for p in params {
+        if p.value == Value::Null || !who.may(Action::Read, p.address.as_str()) {
+            continue;
+        }
+        flat.insert(public(&api, p.address.as_str()), to_json(&p.value));
+    }
+    Ok(HttpResponse::Ok().json(Json::Object(flat)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_escapes() {
+        assert_eq!(percent_decode("a%2Fb%20c").ok().as_deref(), Some("a/b c"));
+        assert!(percent_decode("a%2").is_err());
+        assert!(percent_decode("%ff").is_err());
+    }
+
+    #[test]
+    fn bodies() {
+        let b = parse_body(br#"{"value": 1, "revision": 3, "ttl": 5}"#, false).unwrap();
+        assert_eq!(
+            (b.value, b.revision, b.ttl),
+            (Some(json!(1)), Some(3), Some(5))
+        );
+        assert!(parse_body(b"{", false).is_err());
+        assert!(parse_body(b"[1]", false).is_err());
+        assert!(parse_body(br#"{"value": 1, "revision": -1}"#, false).is_err());
+        assert!(parse_body(b"", true).unwrap().value.is_none());
+    }
+}
