@@ -34,6 +34,17 @@ impl RouterLink {
         }
     }
 
+    /// Another link to the same router with its own endpoint named `name` (over WebSocket:
+    /// the same connection). The router never echoes a PUBLISH to its sender, so a front end
+    /// that both emits and streams events to its clients subscribes through a sibling.
+    /// Call inside the relay's actix system.
+    pub fn sibling(&self, name: &str) -> RouterLink {
+        match self {
+            RouterLink::Local(l) => RouterLink::local(&l.router, name),
+            RouterLink::Remote(_) => self.clone(),
+        }
+    }
+
     /// Whether the relay requires tokens of the clients a front end serves (in-process with
     /// `--auth`). Over WebSocket the remote relay checks the link's own token instead.
     pub fn requires_token(&self) -> bool {

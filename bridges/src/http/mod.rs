@@ -100,8 +100,10 @@ pub fn mount(config: HttpConfig) -> HttpMount {
     let stats = Arc::new(BridgeStats::new("http", "http"));
     let config = Arc::new(config);
     Arc::new(move |cfg, router| {
+        let link = RouterLink::local(router, "http");
         let api = Api {
-            link: RouterLink::local(router, "http"),
+            link: link.clone(),
+            watch: link.sibling("http-sse"),
             namespace: config.namespace.clone(),
             gate: Gate::Relay,
             max_body: config.max_body,
@@ -170,9 +172,11 @@ impl Bridge for HttpBridge {
             };
             let (namespace, max_body, counters) =
                 (config.namespace.clone(), config.max_body, stats.clone());
+            let watch = link.sibling("http-sse");
             let server = HttpServer::new(move || {
                 let api = web::Data::new(Api {
                     link: link.clone(),
+                    watch: watch.clone(),
                     namespace: namespace.clone(),
                     gate: gate.clone(),
                     max_body,

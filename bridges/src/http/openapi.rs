@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use serde_json::{json, Value as Json};
 
 /// Characters of one address segment: anything but `/`, wildcards and URL delimiters.
-const SEGMENT: &str = r"[^/*?#{}\[\]\x00-\x1f\x7f]+";
+const SEGMENT: &str = r"[^/*?#{}\[\]\x00-\x1f\x7f-\x9f]+";
 
 fn error_response(description: &str) -> Json {
     json!({
@@ -62,7 +62,7 @@ fn path_param(name: &str, description: &str, pattern: &str) -> Json {
         "in": "path",
         "required": true,
         "description": description,
-        "schema": {"type": "string", "pattern": pattern, "maxLength": 256}
+        "schema": {"type": "string", "pattern": pattern, "maxLength": super::routes::MAX_PATH_CHARS}
     })
 }
 
@@ -89,7 +89,7 @@ pub fn document() -> Json {
     let pattern = path_param(
         "pattern",
         "CLASP pattern without its leading slash (`lights/*`, `mixer/**`)",
-        r"^[^?#\x00-\x1f\x7f]+$",
+        r"^[^?#\x00-\x1f\x7f-\x9f]+$",
     );
     json!({
         "openapi": "3.0.3",
@@ -129,7 +129,7 @@ pub fn document() -> Json {
                     "required": ["value"],
                     "properties": {
                         "value": {"$ref": "#/components/schemas/Value"},
-                        "revision": {"type": "integer", "minimum": 0, "description": "Apply only if this is the current revision (409 otherwise)"},
+                        "revision": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "Apply only if this is the current revision (409 otherwise)"},
                         "ttl": {"type": "integer", "minimum": 0, "maximum": 2147483647, "description": "Seconds after this write when the param expires (0: never)"}
                     }
                 },

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes_limit::read_limited;
 use clasp_actors::auth::Action;
-use clasp_actors::client::SetOptions;
+use clasp_actors::client::{ClientError, SetOptions};
 use clasp_actors::link::RouterLink;
 use clasp_proto::{SignalType, Ttl, Value};
 use serde_json::{json, Map, Value as Json};
@@ -22,6 +22,9 @@ use crate::{BridgeStats, Namespace};
 pub struct Api {
     /// The router.
     pub link: RouterLink,
+    /// The link SSE streams subscribe through: a separate endpoint in-process, because the
+    /// router does not echo an event to its sender and REST emits go through `link`.
+    pub watch: RouterLink,
     /// Address prefix of the HTTP paths.
     pub namespace: Namespace,
     /// Who may call.
@@ -35,20 +38,28 @@ pub struct Api {
 /// Adds the API's routes (full paths, so other `/api/v1/*` routes of the relay still match).
 pub fn configure(cfg: &mut web::ServiceConfig, api: web::Data<Api>) {
     cfg.app_data(api)
-        .route("/api/v1/openapi.json", web::get().to(openapi::serve))
+        .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi::serve)))
         .service(
-            web::resource("/api/v1/state/{address:.+}")
+            resource("/api/v1/state/{address:.+}", "GET, PUT, DELETE")
                 .route(web::get().to(get_state))
                 .route(web::put().to(put_state))
                 .route(web::delete().to(delete_state)),
         )
-        .route("/api/v1/emit/{address:.+}", web::post().to(emit))
-        .route("/api/v1/snapshot", web::get().to(snapshot))
-        .route("/api/v1/snapshot/{prefix:.*}", web::get().to(snapshot))
-        .route(
-            "/api/v1/subscribe/{pattern:.+}",
-            web::get().to(sse::subscribe),
+        .service(resource("/api/v1/emit/{address:.+}", "POST").route(web::post().to(emit)))
+        .service(resource("/api/v1/snapshot", "GET").route(web::get().to(snapshot)))
+        .service(resource("/api/v1/snapshot/{prefix:.*}", "GET").route(web::get().to(snapshot)))
+        .service(
+            resource("/api/v1/subscribe/{pattern:.+}", "GET").route(web::get().to(sse::subscribe)),
         );
+}
+
+/// A resource that answers other methods with 405 and the `Allow` header.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, allow))
+            .json(json!({ "error": format!("method not allowed (allowed: {allow})") }))
+    }))
 }
 
 mod bytes_limit {
@@ -59,9 +70,17 @@ mod bytes_limit {
 
     /// Reads a body of at most `limit` bytes (413 beyond, without reading the rest).
     pub async fn read_limited(
+        req: &actix_web::HttpRequest,
         mut payload: web::Payload,
         limit: usize,
     ) -> Result<web::BytesMut, ApiError> {
+        let declared = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::TooLarge(limit));
+        }
         let mut body = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
@@ -104,6 +123,12 @@ pub(super) fn tail(req: &HttpRequest, key: &str) -> Result<String, ApiError> {
     Ok(decoded.trim_start_matches('/').to_string())
 }
 
+/// Longest address (or prefix, or pattern) in a path, in characters, as the OpenAPI says.
+pub const MAX_PATH_CHARS: usize = 1024;
+/// Characters an address may not contain: wildcards and URL delimiters (and, by
+/// `char::is_control`, C0 and C1 controls).
+const FORBIDDEN: [char; 7] = ['*', '{', '}', '[', ']', '?', '#'];
+
 /// The CLASP address of a path tail: one or more non-empty segments, no wildcards.
 fn address_of(api: &Api, path: &str) -> Result<String, ApiError> {
     if path.is_empty() || path.split('/').any(str::is_empty) {
@@ -111,7 +136,12 @@ fn address_of(api: &Api, path: &str) -> Result<String, ApiError> {
             "invalid address {path:?}: empty segment"
         )));
     }
-    if path.contains(['*', '{', '}', '[', ']', '?', '#']) || path.chars().any(char::is_control) {
+    if path.chars().count() > MAX_PATH_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "address longer than {MAX_PATH_CHARS} characters"
+        )));
+    }
+    if path.contains(FORBIDDEN) || path.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(format!(
             "invalid address {path:?}: an address, not a pattern"
         )));
@@ -222,13 +252,21 @@ async fn put_state(
     let path = tail(&req, "address")?;
     let address = address_of(&api, &path)?;
     who.require(Action::Write, &address)?;
-    let body = parse_body(&read_limited(payload, api.max_body).await?, false)?;
+    let body = parse_body(&read_limited(&req, payload, api.max_body).await?, false)?;
     let Some(value) = body.value else {
         return Err(ApiError::BadRequest(
             "the body needs a \"value\" (null deletes)".into(),
         ));
     };
     up(&api)?;
+    if let Some(expected) = body.revision.filter(|r| *r > 0) {
+        // The router checks an expected revision only on an existing param.
+        if api.link.get_state(&address).await?.is_none() {
+            return Err(ApiError::Conflict(format!(
+                "RevisionConflict {{ expected: {expected}, actual: 0 }}"
+            )));
+        }
+    }
     let options = SetOptions {
         revision: body.revision,
         ttl: body
@@ -296,7 +334,7 @@ async fn emit(
     let path = tail(&req, "address")?;
     let address = address_of(&api, &path)?;
     who.require(Action::Write, &address)?;
-    let body = parse_body(&read_limited(payload, api.max_body).await?, true)?;
+    let body = parse_body(&read_limited(&req, payload, api.max_body).await?, true)?;
     up(&api)?;
     let value = body.value.as_ref().map(to_value).unwrap_or(Value::Null);
     api.link
@@ -319,13 +357,25 @@ async fn snapshot(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResponse,
         None => String::new(),
     };
     let prefix = prefix.trim_end_matches('/');
-    let pattern = if prefix.is_empty() {
-        api.namespace.subtree()
-    } else {
-        format!("{}/**", address_of(&api, prefix)?)
-    };
     up(&api)?;
-    let params = api.link.snapshot(&pattern).await?;
+    let params = if prefix.is_empty() {
+        api.link.snapshot(&api.namespace.subtree()).await?
+    } else {
+        let address = address_of(&api, prefix)?;
+        match api.link.snapshot(&format!("{address}/**")).await {
+            Ok(params) => params,
+            // Characters a pattern reserves, `(` say: the namespace's subtree, filtered here.
+            Err(ClientError::Pattern(_)) => {
+                let under = format!("{address}/");
+                let mut all = api.link.snapshot(&api.namespace.subtree()).await?;
+                all.retain(|p| {
+                    p.address.as_str() == address || p.address.as_str().starts_with(&under)
+                });
+                all
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let mut flat = Map::new();
     for p in params {
         if p.value == Value::Null || !who.may(Action::Read, p.address.as_str()) {

@@ -82,7 +82,7 @@ pub async fn subscribe(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResp
     if !api.link.is_up() {
         return Err(ApiError::BadGateway("not connected to the relay".into()));
     }
-    let sub = api.link.subscribe(&text).await?;
+    let sub = api.watch.subscribe(&text).await?;
     let tick = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     let feed = Feed {
         sub,
