@@ -498,7 +498,11 @@ fn standalone(target: &str, port: u16, extra: &[&str]) -> Guard {
 async fn standalone_bridge_serves_a_remote_relay_and_reports_it_down() {
     let mut relay = Relay::start(&[]);
     let port = free_port();
-    let _bridge = standalone(&relay.url(), port, &["--access-token", "s3cret"]);
+    let _bridge = standalone(
+        &relay.url(),
+        port,
+        &["--access-token", "s3cret", "--sse-keepalive", "1"],
+    );
     let base = api(port);
     let c = client(&relay.url()).await;
     let mut sub = c.subscribe("/remote/**").await.expect("subscribe");
@@ -538,6 +542,41 @@ async fn standalone_bridge_serves_a_remote_relay_and_reports_it_down() {
     assert_eq!(get("/state/remote/none").await.expect("call").0, 404);
     let (_, snap) = get("/snapshot/remote").await.expect("call");
     assert_eq!(snap, json!({"/remote/x": 7, "/remote/y": 2.5}));
+
+    // SSE through the bridge; the relay-side subscription goes when the HTTP client does.
+    let health = format!("http://127.0.0.1:{}/health", relay.port);
+    let subscriptions = || {
+        let h = health.clone();
+        tokio::task::spawn_blocking(move || call("GET", &h, None).1["subscriptions"].as_u64())
+    };
+    // The snapshot's subscription is being dropped: let that settle first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = subscriptions().await.expect("call").expect("count");
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "GET /api/v1/subscribe/remote/*?access_token=s3cret HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .expect("request");
+    let text = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        read_until(&mut stream, &mut text, WAIT, |t| {
+            t.contains(r#""value":2.5"#)
+        });
+        (text, stream)
+    });
+    let (text, stream) = text.await.expect("read");
+    assert!(text.contains(r#""address":"/remote/x""#), "{text}");
+    assert_eq!(subscriptions().await.expect("call"), Some(before + 1));
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while subscriptions().await.expect("call") != Some(before) {
+        assert!(
+            Instant::now() < deadline,
+            "the SSE subscription outlived its client"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The relay goes away: the bridge answers 502 (once its client noticed).
     drop(c);
@@ -600,7 +639,11 @@ fn openapi_document_holds_under_schemathesis() {
     let (status, doc) = call("GET", &schema, None);
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], json!("3.0.3"));
+    // Schemathesis keeps a cache in its working directory: not in the source tree.
+    let scratch = std::env::temp_dir().join(format!("clasp-http-st-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
     let mut cmd = Command::new("st");
+    cmd.current_dir(&scratch);
     cmd.args(["run", &schema])
         .args(["--max-examples", "20", "--checks", "all", "--workers", "1"])
         .args(["--request-timeout", "10", "--seed", "1"])

@@ -14,6 +14,7 @@ mod timefmt;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use clasp_actors::link::RouterLink;
@@ -54,6 +55,10 @@ pub struct HttpConfig {
     /// Largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = DEFAULT_MAX_BODY)]
     pub max_body: usize,
+    /// Seconds between keep-alive comments on an idle SSE stream (a client that went away
+    /// is noticed, and its subscription dropped, at the next one).
+    #[arg(long, default_value_t = 15, value_name = "SECS")]
+    pub sse_keepalive: u64,
 }
 
 impl Default for HttpConfig {
@@ -65,6 +70,7 @@ impl Default for HttpConfig {
             cors: Vec::new(),
             access_token: None,
             max_body: DEFAULT_MAX_BODY,
+            sse_keepalive: 15,
         }
     }
 }
@@ -107,6 +113,7 @@ pub fn mount(config: HttpConfig) -> HttpMount {
             namespace: config.namespace.clone(),
             gate: Gate::Relay,
             max_body: config.max_body,
+            keepalive: Duration::from_secs(config.sse_keepalive.clamp(1, 3600)),
             stats: stats.clone(),
         };
         routes::configure(cfg, web::Data::new(api));
@@ -124,6 +131,9 @@ impl HttpBridge {
         config.listen_addr()?;
         if config.max_body == 0 {
             return Err(BridgeError::config("max-body", "must be at least 1"));
+        }
+        if config.sse_keepalive == 0 || config.sse_keepalive > 3600 {
+            return Err(BridgeError::config("sse-keepalive", "must be 1..=3600 seconds"));
         }
         if config.access_token.as_deref() == Some("") {
             return Err(BridgeError::config("access-token", "empty"));
@@ -172,6 +182,7 @@ impl Bridge for HttpBridge {
             };
             let (namespace, max_body, counters) =
                 (config.namespace.clone(), config.max_body, stats.clone());
+            let keepalive = Duration::from_secs(config.sse_keepalive.clamp(1, 3600));
             let watch = link.sibling("http-sse");
             let server = HttpServer::new(move || {
                 let api = web::Data::new(Api {
@@ -180,6 +191,7 @@ impl Bridge for HttpBridge {
                     namespace: namespace.clone(),
                     gate: gate.clone(),
                     max_body,
+                    keepalive,
                     stats: counters.clone(),
                 });
                 App::new()

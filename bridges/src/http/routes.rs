@@ -31,6 +31,8 @@ pub struct Api {
     pub gate: Gate,
     /// Largest accepted request body, bytes.
     pub max_body: usize,
+    /// Interval of the SSE keep-alive comment.
+    pub keepalive: std::time::Duration,
     /// Counters.
     pub stats: Arc<BridgeStats>,
 }

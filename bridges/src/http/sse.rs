@@ -1,11 +1,10 @@
 //! `GET /api/v1/subscribe/{pattern}` as Server-Sent Events: the current values first, then
 //! every change, as `event: value` (params) and `event: event` (events, streams, gestures,
-//! timelines) with a JSON `data:` line; a comment line every 15 s keeps proxies from
+//! timelines) with a JSON `data:` line; a comment line every 15 s (`--sse-keepalive`) keeps proxies from
 //! closing an idle stream and lets the server notice a client that went away, which drops
 //! the subscription.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
@@ -21,9 +20,6 @@ use super::errors::ApiError;
 use super::json::to_json;
 use super::routes::{public, tail, Api};
 use crate::BridgeStats;
-
-/// Interval of the keep-alive comment.
-pub const KEEPALIVE: Duration = Duration::from_secs(15);
 
 struct Feed {
     sub: LinkSubscription,
@@ -83,7 +79,7 @@ pub async fn subscribe(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResp
         return Err(ApiError::BadGateway("not connected to the relay".into()));
     }
     let sub = api.watch.subscribe(&text).await?;
-    let tick = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    let tick = tokio::time::interval_at(tokio::time::Instant::now() + api.keepalive, api.keepalive);
     let feed = Feed {
         sub,
         tick,
