@@ -474,10 +474,34 @@ async fn auth_requires_a_token_and_applies_its_scopes() {
 
     // The snapshot shows only what the token may read.
     assert_eq!(put(r.admin.clone(), "/state/priv/b", json!(5)).await.0, 200);
-    let (status, body) = get(Some(reader), "/snapshot").await;
+    let (status, body) = get(Some(reader.clone()), "/snapshot").await;
     assert_eq!((status, body), (200, json!({"/pub/a": 1})));
     let (_, all) = get(Some(r.admin.clone()), "/snapshot").await;
     assert_eq!(all["/priv/b"], json!(5));
+
+    // SSE: 401 without a token; with one, only readable addresses.
+    assert_eq!(get(None, "/subscribe/**").await.0, 401);
+    let port = r.relay.port;
+    let text = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            stream,
+            "GET /api/v1/subscribe/** HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {reader}\r\n\r\n"
+        )
+        .expect("request");
+        let mut text = String::new();
+        read_until(&mut stream, &mut text, WAIT, |t| t.contains("/pub/a"));
+        // Time for anything unreadable to arrive, were it sent.
+        read_until(&mut stream, &mut text, Duration::from_millis(500), |_| {
+            false
+        });
+        text
+    })
+    .await
+    .expect("read");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains(r#""address":"/pub/a""#), "{text}");
+    assert!(!text.contains("/priv/"), "{text}");
 }
 
 fn standalone(target: &str, port: u16, extra: &[&str]) -> Guard {
