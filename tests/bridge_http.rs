@@ -401,6 +401,38 @@ async fn refusals_have_their_status() {
     let mut text = String::new();
     read_until(&mut stream, &mut text, WAIT, |t| t.contains("\r\n\r\n"));
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+
+    // Chunked, so only reading tells: refused once past the limit.
+    let big = std::env::temp_dir().join(format!("clasp-http-big-{}", std::process::id()));
+    std::fs::write(&big, vec![b'1'; 1_100_000]).expect("write the body");
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args([
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--max-time",
+            "10",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", big.display()))
+        .arg(url("big"));
+    let out = tokio::task::spawn_blocking(move || run_with_timeout(curl, WAIT * 3, "curl"))
+        .await
+        .expect("curl");
+    let _ = std::fs::remove_file(&big);
+    assert_eq!(out.stdout, "413", "{}", out.stderr);
+
+    // A TTL expires the param.
+    let (status, _) = rest("PUT", url("brief"), Some(json!({"value": 1, "ttl": 1}))).await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + WAIT;
+    while rest("GET", url("brief"), None).await.0 != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "the TTL did not expire the param"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[test]
