@@ -5,6 +5,7 @@
 //! link. See `docs/bridges/http.md`.
 
 mod access;
+mod body;
 mod errors;
 mod json;
 mod openapi;
@@ -133,7 +134,10 @@ impl HttpBridge {
             return Err(BridgeError::config("max-body", "must be at least 1"));
         }
         if config.sse_keepalive == 0 || config.sse_keepalive > 3600 {
-            return Err(BridgeError::config("sse-keepalive", "must be 1..=3600 seconds"));
+            return Err(BridgeError::config(
+                "sse-keepalive",
+                "must be 1..=3600 seconds",
+            ));
         }
         if config.access_token.as_deref() == Some("") {
             return Err(BridgeError::config("access-token", "empty"));

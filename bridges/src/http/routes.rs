@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use bytes_limit::read_limited;
 use clasp_actors::auth::Action;
 use clasp_actors::client::{ClientError, SetOptions};
 use clasp_actors::link::RouterLink;
@@ -13,6 +12,7 @@ use clasp_proto::{SignalType, Ttl, Value};
 use serde_json::{json, Map, Value as Json};
 
 use super::access::{admit, Caller, Gate};
+use super::body::{parse_body, read_limited};
 use super::errors::ApiError;
 use super::json::{to_json, to_value};
 use super::{openapi, sse, timefmt};
@@ -62,37 +62,6 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
             .insert_header((actix_web::http::header::ALLOW, allow))
             .json(json!({ "error": format!("method not allowed (allowed: {allow})") }))
     }))
-}
-
-mod bytes_limit {
-    use actix_web::web;
-    use futures_util::StreamExt;
-
-    use super::ApiError;
-
-    /// Reads a body of at most `limit` bytes (413 beyond, without reading the rest).
-    pub async fn read_limited(
-        req: &actix_web::HttpRequest,
-        mut payload: web::Payload,
-        limit: usize,
-    ) -> Result<web::BytesMut, ApiError> {
-        let declared = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::TooLarge(limit));
-        }
-        let mut body = web::BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
-            if body.len() + chunk.len() > limit {
-                return Err(ApiError::TooLarge(limit));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    }
 }
 
 /// Decodes `%XX` escapes the router left in a path tail (`%2F` stays escaped in matching).
@@ -165,54 +134,6 @@ fn up(api: &Api) -> Result<(), ApiError> {
     } else {
         Err(ApiError::BadGateway("not connected to the relay".into()))
     }
-}
-
-/// The fields of a write body: `{"value": v, "revision"?: n, "ttl"?: seconds}`.
-struct WriteBody {
-    value: Option<Json>,
-    revision: Option<u64>,
-    ttl: Option<u32>,
-}
-
-fn parse_body(body: &[u8], allow_empty: bool) -> Result<WriteBody, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) && allow_empty {
-        return Ok(WriteBody {
-            value: None,
-            revision: None,
-            ttl: None,
-        });
-    }
-    let json: Json = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    let Json::Object(mut fields) = json else {
-        return Err(ApiError::BadRequest(
-            "the body must be a JSON object like {\"value\": 1}".into(),
-        ));
-    };
-    let revision = match fields.remove("revision") {
-        None => None,
-        Some(r) => Some(r.as_u64().ok_or_else(|| {
-            ApiError::BadRequest("\"revision\" must be a non-negative integer".into())
-        })?),
-    };
-    let ttl = match fields.remove("ttl") {
-        None => None,
-        Some(t) => Some(
-            t.as_u64()
-                .and_then(|t| u32::try_from(t).ok())
-                .filter(|t| *t < 0x8000_0000)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(
-                        "\"ttl\" must be an integer 0..=2147483647 (seconds)".into(),
-                    )
-                })?,
-        ),
-    };
-    Ok(WriteBody {
-        value: fields.remove("value"),
-        revision,
-        ttl,
-    })
 }
 
 async fn caller(req: &HttpRequest, api: &Api) -> Result<Caller, ApiError> {
@@ -397,18 +318,5 @@ mod tests {
         assert_eq!(percent_decode("a%2Fb%20c").ok().as_deref(), Some("a/b c"));
         assert!(percent_decode("a%2").is_err());
         assert!(percent_decode("%ff").is_err());
-    }
-
-    #[test]
-    fn bodies() {
-        let b = parse_body(br#"{"value": 1, "revision": 3, "ttl": 5}"#, false).unwrap();
-        assert_eq!(
-            (b.value, b.revision, b.ttl),
-            (Some(json!(1)), Some(3), Some(5))
-        );
-        assert!(parse_body(b"{", false).is_err());
-        assert!(parse_body(b"[1]", false).is_err());
-        assert!(parse_body(br#"{"value": 1, "revision": -1}"#, false).is_err());
-        assert!(parse_body(b"", true).unwrap().value.is_none());
     }
 }

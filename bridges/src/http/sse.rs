@@ -8,6 +8,7 @@ use std::convert::Infallible;
 
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
+use clasp_actors::auth::grant::unix_now;
 use clasp_actors::auth::Action;
 use clasp_actors::client::Update;
 use clasp_actors::link::LinkSubscription;
@@ -88,6 +89,15 @@ pub async fn subscribe(req: HttpRequest, api: web::Data<Api>) -> Result<HttpResp
     };
     let updates = stream::unfold(feed, |mut feed| async move {
         loop {
+            // A revoked or expired token ends the stream, as it ends a WebSocket session.
+            if feed
+                .who
+                .grant
+                .as_ref()
+                .is_some_and(|g| g.is_revoked() || g.is_expired(unix_now()))
+            {
+                return None;
+            }
             tokio::select! {
                 update = feed.sub.next() => {
                     let u = update?;
