@@ -557,7 +557,14 @@ async fn standalone_bridge_serves_a_remote_relay_and_reports_it_down() {
     let _bridge = standalone(
         &relay.url(),
         port,
-        &["--access-token", "s3cret", "--sse-keepalive", "1"],
+        &[
+            "--access-token",
+            "s3cret",
+            "--sse-keepalive",
+            "1",
+            "--cors",
+            "http://ok.example",
+        ],
     );
     let base = api(port);
     let c = client(&relay.url()).await;
@@ -572,6 +579,25 @@ async fn standalone_bridge_serves_a_remote_relay_and_reports_it_down() {
             (s, j)
         })
     };
+    // CORS: only the listed origin.
+    let preflight = |origin: &'static str| {
+        let url = format!("{base}/state/remote/x");
+        tokio::task::spawn_blocking(move || {
+            let headers = [("Origin", origin), ("Access-Control-Request-Method", "PUT")];
+            let (_, _, allow) = call_with(
+                "OPTIONS",
+                &url,
+                None,
+                &headers,
+                "access-control-allow-origin",
+            );
+            allow
+        })
+    };
+    let allowed = preflight("http://ok.example").await.expect("call");
+    assert_eq!(allowed.as_deref(), Some("http://ok.example"));
+    assert_eq!(preflight("http://evil.example").await.expect("call"), None);
+
     assert_eq!(put("wrong", 1).await.expect("call").0, 401);
     let (status, body) = put("s3cret", 7).await.expect("call");
     assert_eq!(status, 200, "{body}");
