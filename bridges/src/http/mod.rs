@@ -164,7 +164,10 @@ impl Bridge for HttpBridge {
     }
 
     fn name(&self) -> String {
-        format!("http:{}", self.config.port)
+        // The port actually used: `--bind host:port` overrides `--port`.
+        let addr = self.config.listen_addr().unwrap_or_default();
+        let port = addr.rsplit_once(':').map_or("", |(_, p)| p);
+        format!("http:{port}")
     }
 
     fn run(
@@ -215,5 +218,36 @@ impl Bridge for HttpBridge {
                 .await
                 .map_err(|e| BridgeError::io("REST API server", e))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_bind(bind: &str) -> HttpConfig {
+        HttpConfig {
+            bind: bind.into(),
+            port: 8080,
+            ..HttpConfig::default()
+        }
+    }
+
+    #[test]
+    fn bind_takes_a_host_or_host_and_port() {
+        let addr = |b: &str| with_bind(b).listen_addr().ok();
+        assert_eq!(addr("0.0.0.0").as_deref(), Some("0.0.0.0:8080"));
+        assert_eq!(addr("127.0.0.1:3000").as_deref(), Some("127.0.0.1:3000"));
+        assert_eq!(addr("::1").as_deref(), Some("[::1]:8080"));
+        assert_eq!(addr("localhost").as_deref(), Some("localhost:8080"));
+        assert_eq!(addr("localhost:81").as_deref(), Some("localhost:81"));
+        assert_eq!(addr("localhost:x"), None);
+        assert_eq!(addr(""), None);
+    }
+
+    #[test]
+    fn name_follows_the_port_in_use() {
+        let bridge = HttpBridge::new(with_bind("127.0.0.1:3000")).expect("valid");
+        assert_eq!(bridge.name(), "http:3000");
     }
 }
