@@ -220,6 +220,13 @@ async fn json_types_map_to_clasp_values() {
         rest("GET", format!("{base}/state/t/int"), None).await.0,
         404
     );
+    let again = rest(
+        "PUT",
+        format!("{base}/state/t/int"),
+        Some(json!({"value": null})),
+    )
+    .await;
+    assert_eq!(again.0, 404, "nothing left to delete");
 }
 
 #[tokio::test]

@@ -175,6 +175,7 @@ pub fn document() -> Json {
                     "summary": "Write a param (a null value deletes it)",
                     "requestBody": body("Write", true),
                     "responses": responses(json_ok("Written; the new revision", "Written"), &[
+                        ("404", "A null value (delete) for an address with no value"),
                         ("409", "Revision conflict, or the conflict strategy refused"),
                         ("413", "Body too large"),
                         ("423", "Another writer holds the lock"),

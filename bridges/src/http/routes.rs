@@ -182,9 +182,16 @@ async fn put_state(
         ));
     };
     up(&api)?;
-    if let Some(expected) = body.revision.filter(|r| *r > 0) {
+    let value = to_value(&value);
+    let expected = body.revision.filter(|r| *r > 0);
+    if value == Value::Null || expected.is_some() {
+        let current = api.link.get_state(&address).await?;
+        // Deleting what is not there leaves no tombstone: 404, as DELETE.
+        if value == Value::Null && current.as_ref().is_none_or(|p| p.value == Value::Null) {
+            return Err(ApiError::NotFound(public(&api, &address)));
+        }
         // The router checks an expected revision only on an existing param.
-        if api.link.get_state(&address).await?.is_none() {
+        if let (Some(expected), None) = (expected, &current) {
             return Err(ApiError::Conflict(format!(
                 "RevisionConflict {{ expected: {expected}, actual: 0 }}"
             )));
@@ -197,7 +204,7 @@ async fn put_state(
             .map(|t| if t == 0 { Ttl::Never } else { Ttl::Absolute(t) }),
         ..SetOptions::default()
     };
-    write(&api, &who, &address, to_value(&value), options).await
+    write(&api, &who, &address, value, options).await
 }
 
 /// `DELETE /api/v1/state/{address}`: removes the value (404 if there is none).
