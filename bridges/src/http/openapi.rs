@@ -75,6 +75,12 @@ fn body(schema: &str, required: bool) -> Json {
 
 /// The document.
 pub fn document() -> Json {
+    let mut doc = primary_document();
+    add_aliases(&mut doc);
+    doc
+}
+
+fn primary_document() -> Json {
     let address_pattern = format!("^{SEGMENT}(/{SEGMENT})*$");
     let address = path_param(
         "address",
@@ -237,6 +243,41 @@ pub fn document() -> Json {
             }
         }
     })
+}
+
+/// The same operations under every other prefix of `routes::PREFIXES` (operation ids get
+/// the prefix's name, so they stay unique).
+fn add_aliases(doc: &mut Json) {
+    let Some(paths) = doc.get_mut("paths").and_then(Json::as_object_mut) else {
+        return;
+    };
+    let primary = super::routes::PREFIXES[0];
+    let mut aliases = Vec::new();
+    for alias in super::routes::PREFIXES.iter().skip(1) {
+        let suffix: String = alias
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_ascii_uppercase())
+            .collect();
+        for (path, item) in paths.iter() {
+            let Some(rest) = path.strip_prefix(primary) else {
+                continue;
+            };
+            if rest == "/openapi.json" {
+                continue;
+            }
+            let mut item = item.clone();
+            if let Some(ops) = item.as_object_mut() {
+                for op in ops.values_mut() {
+                    if let Some(id) = op.get("operationId").and_then(Json::as_str) {
+                        op["operationId"] = Json::String(format!("{id}{suffix}"));
+                    }
+                }
+            }
+            aliases.push((format!("{alias}{rest}"), item));
+        }
+    }
+    paths.extend(aliases);
 }
 
 /// `GET /api/v1/openapi.json`.

@@ -37,22 +37,36 @@ pub struct Api {
     pub stats: Arc<BridgeStats>,
 }
 
+/// Where the API lives: `/api/v1` (the paths) and `/v1` (FEATURES HTTP-2's).
+pub const PREFIXES: [&str; 2] = ["/api/v1", "/v1"];
+
 /// Adds the API's routes (full paths, so other `/api/v1/*` routes of the relay still match).
 pub fn configure(cfg: &mut web::ServiceConfig, api: web::Data<Api>) {
     cfg.app_data(api)
-        .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi::serve)))
-        .service(
-            resource("/api/v1/state/{address:.+}", "GET, PUT, DELETE")
-                .route(web::get().to(get_state))
-                .route(web::put().to(put_state))
-                .route(web::delete().to(delete_state)),
+        .service(resource("/api/v1/openapi.json", "GET").route(web::get().to(openapi::serve)));
+    for prefix in PREFIXES {
+        cfg.service(
+            resource(
+                &format!("{prefix}/state/{{address:.+}}"),
+                "GET, PUT, DELETE",
+            )
+            .route(web::get().to(get_state))
+            .route(web::put().to(put_state))
+            .route(web::delete().to(delete_state)),
         )
-        .service(resource("/api/v1/emit/{address:.+}", "POST").route(web::post().to(emit)))
-        .service(resource("/api/v1/snapshot", "GET").route(web::get().to(snapshot)))
-        .service(resource("/api/v1/snapshot/{prefix:.*}", "GET").route(web::get().to(snapshot)))
         .service(
-            resource("/api/v1/subscribe/{pattern:.+}", "GET").route(web::get().to(sse::subscribe)),
+            resource(&format!("{prefix}/emit/{{address:.+}}"), "POST").route(web::post().to(emit)),
+        )
+        .service(resource(&format!("{prefix}/snapshot"), "GET").route(web::get().to(snapshot)))
+        .service(
+            resource(&format!("{prefix}/snapshot/{{prefix:.*}}"), "GET")
+                .route(web::get().to(snapshot)),
+        )
+        .service(
+            resource(&format!("{prefix}/subscribe/{{pattern:.+}}"), "GET")
+                .route(web::get().to(sse::subscribe)),
         );
+    }
 }
 
 /// A resource that answers other methods with 405 and the `Allow` header.
