@@ -284,3 +284,39 @@ fn add_aliases(doc: &mut Json) {
 pub async fn serve() -> HttpResponse {
     HttpResponse::Ok().json(document())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_route_is_described_once() {
+        let doc = document();
+        let paths = doc["paths"].as_object().expect("paths");
+        for prefix in super::super::routes::PREFIXES {
+            for route in [
+                "/state/{address}",
+                "/emit/{address}",
+                "/snapshot",
+                "/snapshot/{prefix}",
+                "/subscribe/{pattern}",
+            ] {
+                assert!(
+                    paths.contains_key(&format!("{prefix}{route}")),
+                    "{prefix}{route}"
+                );
+            }
+        }
+        assert_eq!(paths.len(), 11);
+        let ids: Vec<&str> = paths
+            .values()
+            .filter_map(Json::as_object)
+            .flat_map(|item| item.values())
+            .filter_map(|op| op.get("operationId")?.as_str())
+            .collect();
+        let unique: HashSet<&str> = ids.iter().copied().collect();
+        assert_eq!(ids.len(), unique.len(), "{ids:?}");
+        assert_eq!(ids.len(), 15);
+    }
+}
