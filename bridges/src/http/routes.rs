@@ -83,11 +83,11 @@ fn percent_decode(text: &str) -> Result<String, ApiError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    while let Some(&b) = bytes.get(i) {
         if b == b'%' {
             let hex = bytes
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| ApiError::BadRequest("bad percent escape in the path".into()))?;
@@ -338,6 +338,7 @@ mod tests {
     fn decodes_escapes() {
         assert_eq!(percent_decode("a%2Fb%20c").ok().as_deref(), Some("a/b c"));
         assert!(percent_decode("a%2").is_err());
+        assert!(percent_decode("a%+1").is_err());
         assert!(percent_decode("%ff").is_err());
     }
 }
