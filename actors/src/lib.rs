@@ -10,7 +10,7 @@ pub mod config;
 pub mod health;
 pub mod journal;
 pub mod link;
-mod link_wsjson;
+mod link_frontend;
 pub mod listener;
 pub mod messages;
 pub mod metrics;

@@ -239,7 +239,7 @@ impl RouterLink {
 /// bridges and rules get the same type and range validation as sessions, refused with
 /// ERROR 402 and the rule's message. A link has no token subject, so per-user checks do not
 /// apply (as for an open-mode session, AC-3). Over WebSocket the relay's session does this.
-fn check_app_config(
+pub(crate) fn check_app_config(
     app: &crate::appconfig::AppConfig,
     address: &Address,
     value: &clasp_proto::Value,
@@ -299,11 +299,11 @@ impl Actor for LinkEndpoint {
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct LinkSet {
-    set: Set,
+pub(crate) struct LinkSet {
+    pub(crate) set: Set,
     /// Writer id for this write; `None`: the link's own.
-    writer: Option<Arc<str>>,
-    reply: oneshot::Sender<Result<u64, ClientError>>,
+    pub(crate) writer: Option<Arc<str>>,
+    pub(crate) reply: oneshot::Sender<Result<u64, ClientError>>,
 }
 
 #[derive(Message)]

@@ -40,7 +40,7 @@ impl Endpoint {
     fn link(&self, name: &str) -> RouterLink {
         match &self.base {
             Base::Router(r) => RouterLink::local(r, name),
-            Base::Link(l) => l.fork(name),
+            Base::Link(l) => l.sibling(name),
         }
     }
 }
@@ -90,7 +90,7 @@ pub(crate) async fn upgrade(
     let n = endpoint.next.fetch_add(1, Ordering::Relaxed);
     let link = endpoint.link(&format!("{}#{n}", endpoint.stats.name));
     let grant = if link.requires_token() {
-        match link.authorize(&token).await {
+        match link.validate_token(&token).await {
             Ok(grant) => grant,
             Err(denial) => {
                 link.close();

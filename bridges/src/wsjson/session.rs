@@ -273,7 +273,7 @@ impl Conn {
             Request::Get { address } => {
                 let full = self.address(&address)?;
                 self.check(Action::Read, &full)?;
-                let param = link.get_param(&full).await.map_err(Failure::router)?;
+                let param = link.get_state(&full).await.map_err(Failure::router)?;
                 Ok(Some(match param {
                     Some(p) => protocol::value_message(&address, &p.value, Some(p.revision), id),
                     None => protocol::value_message(&address, &clasp_proto::Value::Null, None, id),
@@ -321,10 +321,7 @@ impl Conn {
                     None | Some("") | Some("/") => self.namespace.subtree(),
                     Some(p) => format!("{}/**", self.address(p.trim_end_matches('/'))?),
                 };
-                let params = link
-                    .snapshot_params(&pattern)
-                    .await
-                    .map_err(Failure::router)?;
+                let params = link.snapshot(&pattern).await.map_err(Failure::router)?;
                 let grant = self.grant();
                 let visible: Vec<_> = params
                     .iter()
