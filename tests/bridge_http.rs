@@ -751,3 +751,33 @@ fn openapi_document_holds_under_schemathesis() {
         .env("NO_COLOR", "1");
     run_ok(cmd, Duration::from_secs(300), "schemathesis");
 }
+
+/// FEATURES BR-6: a bridged write goes through the app config's write rules like a session's.
+#[test]
+fn app_config_write_rules_apply_to_rest_writes() {
+    let dir = std::env::temp_dir().join(format!("clasp-http-app-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let app = dir.join("app.json");
+    std::fs::write(
+        &app,
+        r#"{"write_rules": [{"path": "/show/level", "type": "number", "min": 0, "max": 1,
+            "message": "level is a number from 0 to 1"}]}"#,
+    )
+    .expect("write app config");
+    let relay = Relay::start(&["--app-config", app.to_str().expect("utf-8")]);
+    let url = format!("{}/state/show/level", api(relay.port));
+    let (code, body) = call("PUT", &url, Some(r#"{"value": 5}"#));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.to_string().contains("level is a number from 0 to 1"),
+        "{body}"
+    );
+    assert_eq!(
+        call("GET", &url, None).0,
+        404,
+        "the refused write changed nothing"
+    );
+    let (code, body) = call("PUT", &url, Some(r#"{"value": 0.5}"#));
+    assert_eq!(code, 200, "{body}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -152,3 +152,22 @@ fn ready_waits_for_a_bridge_that_cannot_bind_yet() {
         1.0
     );
 }
+
+#[test]
+fn a_client_bridge_to_a_missing_broker_does_not_hold_readiness() {
+    let nothing = free_port();
+    let relay = Relay::start(&["--mqtt-broker", &format!("mqtt://127.0.0.1:{nothing}")]);
+    let r = ureq::get(&format!("http://127.0.0.1:{}/ready", relay.port))
+        .timeout(Duration::from_secs(5))
+        .call()
+        .expect("ready answers 200");
+    assert_eq!(r.status(), 200);
+    let samples = scrape(relay.port);
+    assert_eq!(
+        get(
+            &samples,
+            "clasp_bridge_up{bridge=mqtt-client:/mqtt,kind=mqtt-client}"
+        ),
+        0.0
+    );
+}

@@ -176,6 +176,11 @@ impl Bridge for MqttClientBridge {
         format!("mqtt-client:{}", self.settings.namespace)
     }
 
+    /// An outside broker being down must not take the relay out of service.
+    fn gates_readiness(&self) -> bool {
+        false
+    }
+
     fn run(
         &self,
         link: RouterLink,
