@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod health;
 pub mod journal;
+pub mod json;
 pub mod link;
 mod link_frontend;
 pub mod listener;

@@ -225,24 +225,7 @@ impl<'a> Obj<'a> {
     }
 }
 
-/// A JSON value as a CLASP value: integers stay integers, objects become maps.
-pub fn json_to_value(j: &Json) -> Value {
-    match j {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::String(s.clone()),
-        Json::Array(a) => Value::Array(a.iter().map(json_to_value).collect()),
-        Json::Object(o) => Value::Map(
-            o.iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect(),
-        ),
-    }
-}
+pub(crate) use crate::json::to_value as json_to_value;
 
 /// What makes a rule fire.
 #[derive(Debug, Clone)]

@@ -3,41 +3,12 @@
 //! byte strings have no JSON form: they are written as arrays of numbers 0..=255, and JSON
 //! never produces bytes.
 
-use clasp_proto::Value;
-use serde_json::Value as Json;
-
-/// The CLASP value of a JSON value.
-pub fn to_value(j: &Json) -> Value {
-    match j {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::String(s.clone()),
-        Json::Array(a) => Value::Array(a.iter().map(to_value).collect()),
-        Json::Object(o) => Value::Map(o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
-    }
-}
-
-/// The JSON form of a CLASP value (non-finite floats, which JSON lacks, become `null`).
-pub fn to_json(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Int(i) => Json::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-        Value::String(s) => Json::String(s.clone()),
-        Value::Bytes(b) => Json::Array(b.iter().map(|x| Json::from(*x)).collect()),
-        Value::Array(a) => Json::Array(a.iter().map(to_json).collect()),
-        Value::Map(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
-    }
-}
+pub use clasp_actors::json::{to_json, to_value};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clasp_proto::Value;
     use serde_json::json;
 
     #[test]

@@ -37,22 +37,12 @@ fn event_name(signal: SignalType) -> &'static str {
     }
 }
 
-fn signal_name(signal: SignalType) -> &'static str {
-    match signal {
-        SignalType::Param => "param",
-        SignalType::Event => "event",
-        SignalType::Stream => "stream",
-        SignalType::Gesture => "gesture",
-        SignalType::Timeline => "timeline",
-    }
-}
-
 /// One SSE message for an update.
 fn frame(api: &Api, u: &Update) -> Bytes {
     let mut data = json!({
         "address": public(api, u.address.as_str()),
         "value": to_json(&u.value),
-        "type": signal_name(u.signal),
+        "type": u.signal.name(),
     });
     if let Some(r) = u.revision {
         data["revision"] = json!(r);

@@ -128,40 +128,11 @@ pub fn encode_payload(value: &Value) -> Vec<u8> {
     }
 }
 
+pub use clasp_actors::json::to_json;
+
 /// A JSON document as a value (integers beyond i64 become floats).
 pub fn from_json(json: serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    match json {
-        J::Null => Value::Null,
-        J::Bool(b) => Value::Bool(b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        J::String(s) => Value::String(s),
-        J::Array(items) => Value::Array(items.into_iter().map(from_json).collect()),
-        J::Object(map) => Value::Map(map.into_iter().map(|(k, v)| (k, from_json(v))).collect()),
-    }
-}
-
-/// A value as JSON: bytes become an array of byte numbers, non-finite floats `null`.
-pub fn to_json(value: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        Value::Null => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-        Value::String(s) => J::String(s.clone()),
-        Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
-        Value::Array(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Map(entries) => J::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.clone(), to_json(v)))
-                .collect(),
-        ),
-    }
+    clasp_actors::json::to_value(&json)
 }
 
 #[cfg(test)]

@@ -158,43 +158,7 @@ pub fn parse(text: &str) -> Result<Envelope, RequestError> {
     }
 }
 
-/// A JSON value as a CLASP value: integers become `Int` (i64), other numbers `Float`.
-pub fn json_to_value(j: &Json) -> Value {
-    match j {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::String(s.clone()),
-        Json::Array(a) => Value::Array(a.iter().map(json_to_value).collect()),
-        Json::Object(o) => Value::Map(
-            o.iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect(),
-        ),
-    }
-}
-
-/// A CLASP value as JSON: bytes become an array of numbers, a non-finite float `null`,
-/// and a map with repeated keys keeps the last.
-pub fn value_to_json(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Int(i) => json!(i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-        Value::String(s) => Json::String(s.clone()),
-        Value::Bytes(b) => Json::Array(b.iter().map(|x| json!(x)).collect()),
-        Value::Array(a) => Json::Array(a.iter().map(value_to_json).collect()),
-        Value::Map(m) => Json::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), value_to_json(v)))
-                .collect(),
-        ),
-    }
-}
+pub use clasp_actors::json::{to_json as value_to_json, to_value as json_to_value};
 
 /// Adds the client's `id` to an answer.
 fn with_id(mut answer: Json, id: Option<&Json>) -> String {
@@ -233,19 +197,9 @@ pub fn event_message(address: &str, value: &Value, signal: SignalType) -> String
         "type": "event",
         "address": address,
         "value": value_to_json(value),
-        "signal": signal_name(signal),
+        "signal": signal.name(),
     })
     .to_string()
-}
-
-fn signal_name(signal: SignalType) -> &'static str {
-    match signal {
-        SignalType::Param => "param",
-        SignalType::Event => "event",
-        SignalType::Stream => "stream",
-        SignalType::Gesture => "gesture",
-        SignalType::Timeline => "timeline",
-    }
 }
 
 /// `{"type":"ack","request_type",...}` with the extra fields of the request it answers
