@@ -231,7 +231,7 @@ impl RouterLink {
 #[derive(Clone)]
 pub struct LocalLink {
     endpoint: Addr<LinkEndpoint>,
-    router: Router,
+    pub(crate) router: Router,
 }
 
 /// The endpoint actor: to the shards it looks like a session.
