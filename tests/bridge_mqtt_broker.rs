@@ -50,6 +50,8 @@ fn wait_listening(port: u16) {
 struct Sub {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Messages printed before the SUBACK (a resumed session's queue comes first).
+    early: std::cell::RefCell<std::collections::VecDeque<String>>,
 }
 
 impl Sub {
@@ -57,7 +59,16 @@ impl Sub {
     fn start(port: u16, args: &[&str]) -> Sub {
         // Line-buffered: mosquitto_sub buffers its output fully when it is a pipe.
         let mut child = Command::new("stdbuf")
-            .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port.to_string(), "-d", "-v"])
+            .args([
+                "-oL",
+                "mosquitto_sub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-d",
+                "-v",
+            ])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -75,19 +86,28 @@ impl Sub {
             }
         });
         let deadline = Instant::now() + WAIT;
+        let mut early = std::collections::VecDeque::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(l) if l.contains("received SUBACK") => break,
-                Ok(_) => {}
+                Ok(l) if l.starts_with("Client ") || l.starts_with("Subscribed (") => {}
+                Ok(l) => early.push_back(l),
                 Err(_) => panic!("mosquitto_sub {args:?} got no SUBACK within {WAIT:?}"),
             }
         }
-        Sub { child, lines }
+        Sub {
+            child,
+            lines,
+            early: early.into(),
+        }
     }
 
     /// The next printed message within `within`.
     fn next(&self, within: Duration) -> Option<String> {
+        if let Some(l) = self.early.borrow_mut().pop_front() {
+            return Some(l);
+        }
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -605,18 +625,29 @@ async fn with_auth_the_password_is_a_token_and_its_scopes_apply() {
     let c = clasp_client(&r.relay.url(), Some(&admin)).await;
     let mut seen = c.subscribe("/mqtt/**").await.expect("subscribe");
     let results = tokio::task::spawn_blocking(move || {
-        let attempt = |extra: &[&str]| {
-            let mut args = vec!["-t", "allowed/x", "-m", "1"];
-            args.extend_from_slice(extra);
+        let attempt = |args: &[&str]| {
             run_with_timeout(
-                mosquitto("mosquitto_pub", mqtt, &args),
+                mosquitto("mosquitto_pub", mqtt, args),
                 WAIT,
                 "mosquitto_pub",
             )
         };
-        let none = attempt(&[]);
-        let wrong = attempt(&["-V", "mqttv5", "-u", "x", "-P", "cpsk_wrong"]);
-        let forbidden = attempt(&["-u", "x", "-P", &scoped, "-t", "secret/x", "-q", "1"]);
+        let none = attempt(&["-t", "allowed/x", "-m", "1"]);
+        let wrong = attempt(&[
+            "-V",
+            "mqttv5",
+            "-u",
+            "x",
+            "-P",
+            "cpsk_wrong",
+            "-t",
+            "allowed/x",
+            "-m",
+            "1",
+        ]);
+        let forbidden = attempt(&[
+            "-u", "x", "-P", &scoped, "-t", "secret/x", "-q", "1", "-m", "1",
+        ]);
         let allowed = attempt(&[
             "-u",
             "x",

@@ -283,6 +283,9 @@ fn protocol_level(buf: &[u8]) -> Result<u8, DecodeError> {
 
 /// Reads the CONNECT at the head of `buf`: `Ok(None)` until the whole packet has arrived.
 pub fn decode_connect(buf: &mut BytesMut, max: usize) -> Result<Option<ConnectInfo>, DecodeError> {
+    if buf.first().is_some_and(|b| b >> 4 != 1) {
+        return Err(DecodeError::Protocol("first packet is not CONNECT"));
+    }
     match m4b::check(buf.iter(), max) {
         Ok(_) => {}
         Err(m4b::Error::InsufficientBytes(_)) => return Ok(None),
