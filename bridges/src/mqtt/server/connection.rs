@@ -455,7 +455,14 @@ async fn ingest(
         return false;
     };
     if let Some(grant) = &client.grant {
-        if grant.is_revoked() || !grant.scopes.allows(Action::Write, &address) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if grant.is_revoked()
+            || grant.is_expired(now)
+            || !grant.scopes.allows(Action::Write, &address)
+        {
             BridgeStats::bump(&shared.stats.refused);
             return false;
         }
