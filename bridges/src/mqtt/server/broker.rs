@@ -476,3 +476,104 @@ fn push(stats: &BridgeStats, session: &mut Session, out: Out) {
         Err(_) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(queue: usize) -> Broker {
+        Broker::new(
+            Limits {
+                max_clients: 2,
+                queue,
+                inflight: 2,
+                max_stored_sessions: 10,
+            },
+            Arc::new(BridgeStats::new("mqtt-server", "test")),
+        )
+    }
+
+    fn req(filter: &str, no_local: bool) -> SubRequest {
+        SubRequest {
+            filter: filter.into(),
+            qos: 1,
+            no_local,
+            retain_as_published: false,
+            retain_handling: 0,
+        }
+    }
+
+    fn msg(topic: &str, qos: u8) -> Msg {
+        Msg {
+            topic: Arc::from(topic),
+            payload: Bytes::from_static(b"x"),
+            qos,
+            retain: false,
+        }
+    }
+
+    fn publishes(rx: &mut mpsc::Receiver<Out>) -> Vec<(u16, u8)> {
+        let mut out = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            if let Out::Publish(p) = o {
+                out.push((p.pkid, p.qos));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn routes_once_per_client_and_honours_no_local() {
+        let mut b = broker(10);
+        let mut a = b.attach("a", true, 0, None).unwrap();
+        b.subscribe("a", &[(req("x/#", false), 1), (req("x/+", false), 0)]);
+        b.route(&msg("x/1", 1), None);
+        assert_eq!(publishes(&mut a.rx), vec![(1, 1)], "once, at the best QoS");
+        b.subscribe("a", &[(req("x/#", true), 1)]);
+        b.unsubscribe("a", &["x/+".into()]);
+        b.route(&msg("x/2", 1), Some(a.key));
+        assert!(publishes(&mut a.rx).is_empty(), "no-local");
+        b.unsubscribe("a", &["x/#".into()]);
+        b.route(&msg("x/3", 1), None);
+        assert!(publishes(&mut a.rx).is_empty(), "unsubscribed");
+    }
+
+    #[test]
+    fn window_then_queue_and_persistent_sessions_resume() {
+        let mut b = broker(10);
+        let mut a = b.attach("p", false, u32::MAX, None).unwrap();
+        assert!(!a.session_present);
+        b.subscribe("p", &[(req("t", false), 1)]);
+        for _ in 0..3 {
+            b.route(&msg("t", 1), None);
+        }
+        assert_eq!(publishes(&mut a.rx).len(), 2, "inflight window of 2");
+        b.acked("p", 1);
+        assert_eq!(publishes(&mut a.rx), vec![(3, 1)]);
+        b.detach("p", a.conn_id);
+        b.route(&msg("t", 1), None);
+        let mut again = b.attach("p", false, u32::MAX, None).unwrap();
+        assert!(again.session_present);
+        // Unacknowledged 2 and 3 again, then the one queued while away.
+        let got = publishes(&mut again.rx);
+        assert_eq!(got.len(), 2, "{got:?}");
+        b.acked("p", 2);
+        assert_eq!(publishes(&mut again.rx).len(), 1);
+        // A clean connect drops the session.
+        let fresh = b.attach("p", true, 0, None).unwrap();
+        assert!(!fresh.session_present);
+    }
+
+    #[test]
+    fn takeover_kicks_and_limits_refuse() {
+        let mut b = broker(10);
+        let first = b.attach("same", true, 0, None).unwrap();
+        let _second = b.attach("same", true, 0, None).unwrap();
+        assert!(first.kick.is_set());
+        let _other = b.attach("other", true, 0, None).unwrap();
+        assert!(matches!(
+            b.attach("third", true, 0, None),
+            Err(ConnCode::Unavailable)
+        ));
+    }
+}
