@@ -660,6 +660,26 @@ async fn with_auth_the_password_is_a_token_and_its_scopes_apply() {
             "-m",
             "ok",
         ]);
+        // Reading needs a read scope covering the whole filter.
+        for version in ["mqttv311", "mqttv5"] {
+            let denied = run_with_timeout(
+                mosquitto(
+                    "mosquitto_sub",
+                    mqtt,
+                    &[
+                        "-V", version, "-u", "x", "-P", &scoped, "-t", "secret/#", "-W", "3",
+                    ],
+                ),
+                WAIT,
+                "mosquitto_sub outside its scopes",
+            );
+            assert!(
+                format!("{}{}", denied.stdout, denied.stderr).contains("denied"),
+                "{version}: {} {}",
+                denied.stdout,
+                denied.stderr
+            );
+        }
         (none, wrong, forbidden, allowed)
     })
     .await
