@@ -614,6 +614,29 @@ fn malformed_input_closes_only_that_connection() {
     watcher.expect("ok/1 fine");
 }
 
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_others_are_served() {
+    let b = Broker::start(&[]);
+    let watcher = Sub::start(b.mqtt, &["-t", "ok/#"]);
+    let mut slow = raw_session(b.mqtt, 5, "slow", 0);
+    slow.write_all(&subscribe(5, "flood/#", 0))
+        .expect("SUBSCRIBE");
+    assert_eq!(read_packet(&mut slow).map(|p| p.0), Some(0x90), "SUBACK");
+    // 3000 x 16 KiB: more than the default queue (1000) plus what the sockets buffer.
+    let mut flood = raw_session(b.mqtt, 4, "flooder", 0);
+    let one = publish_raw(4, "flood/x", &[7u8; 16 * 1024]);
+    let started = Instant::now();
+    for _ in 0..3000 {
+        if flood.write_all(&one).is_err() || started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+    }
+    // The slow client's socket ends (after what was already buffered).
+    read_until_closed(&mut slow, Duration::from_secs(30));
+    publish(b.mqtt, &["-t", "ok/1", "-m", "fine"]);
+    watcher.expect("ok/1 fine");
+}
+
 #[tokio::test]
 async fn with_auth_the_password_is_a_token_and_its_scopes_apply() {
     let mqtt = free_port();

@@ -128,8 +128,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Rc<Shared>) {
                         Ok(Some(end)) => break 'conn end,
                         Err(e) => break 'conn End::Bad(e),
                     }
-                    if !out_buf.is_empty() && wr.write_all_buf(&mut out_buf).await.is_err() {
-                        break 'conn End::Dropped;
+                    if !out_buf.is_empty() {
+                        if let Err(end) = write_unless_kicked(&mut wr, &mut out_buf, &kick).await {
+                            break 'conn end;
+                        }
                     }
                 }
                 Ok(None) => break,
@@ -152,8 +154,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Rc<Shared>) {
                         Err(_) => break,
                     }
                 }
-                if wr.write_all_buf(&mut out_buf).await.is_err() {
-                    break End::Dropped;
+                if let Err(end) = write_unless_kicked(&mut wr, &mut out_buf, &kick).await {
+                    break end;
                 }
             }
             (code, why, will) = kick.wait() => break End::Kicked(code, why, will),
@@ -180,7 +182,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Rc<Shared>) {
             true
         }
     };
-    let _ = wr.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
     shared.broker.borrow_mut().detach(&client.id, conn_id);
     if publish_will {
         if let Some(will) = info.will {
@@ -209,6 +211,20 @@ fn connack(code: ConnCode, present: bool, assigned: Option<String>, shared: &Sha
     }
 }
 
+/// Writes `buf`, unless the broker asks this connection to close first: a client that
+/// stopped reading must not hold its connection (and the broker's memory) forever.
+async fn write_unless_kicked(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    buf: &mut BytesMut,
+    kick: &super::broker::Kick,
+) -> Result<(), End> {
+    tokio::select! {
+        written = wr.write_all_buf(buf) => written.map_err(|_| End::Dropped),
+        (code, why, will) = kick.wait() => Err(End::Kicked(code, why, will)),
+    }
+}
+
+/// Writes one packet, giving up after a second (the last words to a closing client).
 async fn write_out(
     wr: &mut tokio::net::tcp::OwnedWriteHalf,
     version: Version,
@@ -216,7 +232,9 @@ async fn write_out(
 ) -> std::io::Result<()> {
     let mut b = BytesMut::new();
     if codec::encode(version, out, &mut b).is_ok() {
-        wr.write_all_buf(&mut b).await?;
+        tokio::time::timeout(Duration::from_secs(1), wr.write_all_buf(&mut b))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     }
     Ok(())
 }
