@@ -324,6 +324,31 @@ async fn a_clasp_set_reaches_mqtt_subscribers_live_and_retained() {
     .await
     .expect("late");
     assert_eq!(out.stdout.trim(), "on", "stderr: {}", out.stderr);
+    // Values go out as text: numbers in decimal, arrays and maps as JSON.
+    c.set(
+        "/mqtt/home/list",
+        Value::Array(vec![Value::Int(1), Value::Int(2)]),
+    )
+    .await
+    .expect("set array");
+    c.set("/mqtt/home/level", 0.75).await.expect("set float");
+    let out = tokio::task::spawn_blocking(move || {
+        run_with_timeout(
+            mosquitto("mosquitto_sub", mqtt, &["-t", "home/+", "-v", "-C", "3"]),
+            WAIT,
+            "mosquitto_sub home/+",
+        )
+    })
+    .await
+    .expect("values");
+    let mut lines: Vec<&str> = out.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["home/level 0.75", "home/light on", "home/list [1,2]"],
+        "stderr: {}",
+        out.stderr
+    );
     // And an MQTT publish reaches the CLASP client.
     let mut sub = c.subscribe("/mqtt/home/**").await.expect("subscribe");
     while sub.next_within(Duration::from_millis(200)).await.is_some() {}
