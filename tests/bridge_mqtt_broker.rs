@@ -765,4 +765,44 @@ async fn with_auth_the_password_is_a_token_and_its_scopes_apply() {
         got,
         vec![("/mqtt/allowed/x".to_string(), Value::String("ok".into()))]
     );
+    // Revoking the token ends its MQTT connection.
+    let token = r.guest(&["read:/mqtt/**"]);
+    let revoke = token.clone();
+    let mut sub = tokio::task::spawn_blocking(move || {
+        Sub::start(
+            mqtt,
+            &["-V", "mqttv5", "-u", "x", "-P", &token, "-t", "r/#"],
+        )
+    })
+    .await
+    .expect("sub");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        matches!(sub.child.try_wait(), Ok(None)),
+        "connected before the revocation"
+    );
+    while let Ok(l) = sub.lines.try_recv() {
+        assert!(!l.contains("sending CONNECT"), "reconnected before: {l}");
+    }
+    let (status, body) = r.post("/auth/revoke", serde_json::json!({ "token": revoke }), None);
+    assert_eq!(status, 200, "{body}");
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if sub.child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            match sub.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) if l.contains("sending CONNECT") => break,
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the connection of a revoked token stays open"
+            );
+        }
+        sub.kill();
+    })
+    .await
+    .expect("revoked");
 }

@@ -116,6 +116,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Rc<Shared>) {
     let far = Duration::from_secs(365 * 24 * 3600);
     let mut last_heard = Instant::now();
     let mut out_buf = BytesMut::with_capacity(4096);
+    // A revoked or expired token ends the connection, as it ends a WebSocket session.
+    let mut grant_check = tokio::time::interval(Duration::from_millis(500));
 
     let end = 'conn: loop {
         // Packets already buffered first.
@@ -160,6 +162,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Rc<Shared>) {
             }
             (code, why, will) = kick.wait() => break End::Kicked(code, why, will),
             _ = tokio::time::sleep_until(expiry) => break End::KeepAlive,
+            _ = grant_check.tick(), if client.grant.is_some() => {
+                if client.grant.as_ref().is_some_and(|g| g.is_revoked() || g.is_expired(unix_now())) {
+                    break End::Kicked(0x87, "token revoked or expired", true);
+                }
+            }
         }
     };
 
@@ -473,12 +480,8 @@ async fn ingest(
         return false;
     };
     if let Some(grant) = &client.grant {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         if grant.is_revoked()
-            || grant.is_expired(now)
+            || grant.is_expired(unix_now())
             || !grant.scopes.allows(Action::Write, &address)
         {
             BridgeStats::bump(&shared.stats.refused);
@@ -530,4 +533,11 @@ async fn ingest(
         }
         true
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
