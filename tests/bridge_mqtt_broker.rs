@@ -640,6 +640,27 @@ fn malformed_input_closes_only_that_connection() {
 }
 
 #[test]
+fn mqtt_clients_count_against_max_sessions() {
+    let b = Broker::start(&["--max-sessions", "1"]);
+    let _first = Sub::start(b.mqtt, &["-t", "x"]);
+    let refused = run_with_timeout(
+        mosquitto("mosquitto_pub", b.mqtt, &["-t", "x", "-m", "1"]),
+        WAIT,
+        "second client",
+    );
+    assert!(
+        !refused.status.is_some_and(|s| s.success()),
+        "a second client is refused: {}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.to_lowercase().contains("unavailable"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
 fn a_client_that_stops_reading_is_dropped_and_others_are_served() {
     let b = Broker::start(&[]);
     let watcher = Sub::start(b.mqtt, &["-t", "ok/#"]);

@@ -11,13 +11,39 @@ use crate::auth::{Denial, Grant};
 use crate::client::ClientError;
 use crate::link::RouterLink;
 use crate::messages::ShardSnapshot;
+use crate::router::Router;
 
 /// Longest wait for a remote relay's snapshot to stop arriving.
 const REMOTE_SNAPSHOT_QUIET: Duration = Duration::from_millis(200);
 /// Bound on a remote snapshot as a whole.
 const REMOTE_SNAPSHOT_MAX: Duration = Duration::from_secs(2);
 
+/// One of the relay's session slots (`--max-sessions`), held by a client that is not a
+/// WebSocket session (an MQTT client of the embedded broker); given back on drop.
+pub struct SessionSlot(Option<Router>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        if let Some(router) = self.0.take() {
+            router.release();
+        }
+    }
+}
+
 impl RouterLink {
+    /// Takes a session slot for a bridge's own client, so `--max-sessions` and shutdown
+    /// draining cover it as they cover WebSocket sessions; `None` when the relay is full or
+    /// draining. Over WebSocket there is no slot to take: always granted.
+    pub fn admit_client(&self) -> Option<SessionSlot> {
+        match self {
+            RouterLink::Local(l) => l
+                .router
+                .admit()
+                .then(|| SessionSlot(Some(l.router.clone()))),
+            RouterLink::Remote(_) => Some(SessionSlot(None)),
+        }
+    }
+
     /// Whether the router requires a token from every client. Only an in-process link can
     /// tell; over WebSocket the remote relay checks the bridge's own token, not its peers'.
     pub fn auth_required(&self) -> bool {

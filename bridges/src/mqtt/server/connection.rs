@@ -62,6 +62,8 @@ struct Client {
     peer: String,
     /// QoS 2 packet ids received and not yet released (duplicates are not routed twice).
     incoming_qos2: Vec<u16>,
+    /// Its relay session slot, held while connected.
+    _slot: clasp_actors::link_mqtts::SessionSlot,
 }
 
 /// Serves one accepted socket until it closes.
@@ -255,6 +257,11 @@ async fn admit(
 ) -> Option<(Client, super::broker::Attached)> {
     let version = info.version;
     let refuse = |code| connack(code, false, None, shared);
+    let Some(slot) = shared.link.admit_client() else {
+        tracing::warn!(bridge = %shared.stats.name, peer, "MQTT CONNECT refused: the relay is at --max-sessions or shutting down");
+        let _ = write_out(wr, version, &refuse(ConnCode::Unavailable)).await;
+        return None;
+    };
     let grant = if shared.link.auth_required() {
         match shared
             .link
@@ -314,6 +321,7 @@ async fn admit(
             grant,
             peer: peer.to_string(),
             incoming_qos2: Vec::new(),
+            _slot: slot,
         },
         attached,
     ))
