@@ -14,6 +14,7 @@ use clasp_proto::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{Client, ClientError, Subscription, Update};
+pub use crate::link_frontend::SessionSlot;
 use crate::messages::*;
 use crate::router::Router;
 

@@ -39,7 +39,32 @@ impl Handler<LinkClose> for LinkEndpoint {
     }
 }
 
+/// One of the relay's session slots (`--max-sessions`), held by a client that is not a
+/// WebSocket session (an MQTT client of the embedded broker); given back on drop.
+pub struct SessionSlot(Option<Router>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        if let Some(router) = self.0.take() {
+            router.release();
+        }
+    }
+}
+
 impl RouterLink {
+    /// Takes a session slot for a bridge's own client, so `--max-sessions` and shutdown
+    /// draining cover it as they cover WebSocket sessions; `None` when the relay is full or
+    /// draining. Over WebSocket there is no slot to take: always granted.
+    pub fn admit_client(&self) -> Option<SessionSlot> {
+        match self {
+            RouterLink::Local(l) => l
+                .router
+                .admit()
+                .then(|| SessionSlot(Some(l.router.clone()))),
+            RouterLink::Remote(_) => Some(SessionSlot(None)),
+        }
+    }
+
     /// The relay's router when the link is in-process (the relay's auth, config, shards).
     pub fn local_router(&self) -> Option<&Router> {
         match self {
@@ -94,6 +119,9 @@ impl RouterLink {
         let Some(auth) = &l.router.auth else {
             return Ok(None);
         };
+        if token.is_empty() {
+            return Err(Denial::Required);
+        }
         auth.send(crate::auth::actor::Validate {
             token: token.to_string(),
         })

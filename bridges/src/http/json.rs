@@ -9,6 +9,7 @@ pub use clasp_actors::json::{to_json, to_value};
 mod tests {
     use super::*;
     use clasp_proto::Value;
+    use serde_json::Value as Json;
     use serde_json::json;
 
     #[test]
