@@ -10,6 +10,7 @@ pub mod config;
 pub mod health;
 pub mod journal;
 pub mod link;
+mod link_osc;
 pub mod listener;
 pub mod messages;
 pub mod relay;

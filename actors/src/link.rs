@@ -230,14 +230,14 @@ impl RouterLink {
 /// The in-process side of a [`RouterLink`].
 #[derive(Clone)]
 pub struct LocalLink {
-    endpoint: Addr<LinkEndpoint>,
+    pub(crate) endpoint: Addr<LinkEndpoint>,
     router: Router,
 }
 
 /// The endpoint actor: to the shards it looks like a session.
 pub struct LinkEndpoint {
-    router: Router,
-    me: Option<SessionRef>,
+    pub(crate) router: Router,
+    pub(crate) me: Option<SessionRef>,
     name: Arc<str>,
     subs: HashMap<u32, (Pattern, mpsc::Sender<Update>)>,
     next_id: u32,
