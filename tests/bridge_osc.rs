@@ -13,7 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clasp::{Client, Update};
+use clasp::{Client, RelayConfig, Update};
+use clasp_bridges::osc::{OscBridge, OscConfig};
+use clasp_bridges::{BridgeStats, LinkSource};
 use clasp_proto::Value;
 use common::*;
 use serde_json::json;
@@ -326,9 +328,21 @@ fn every_type_tag_from_real_peers_maps_exactly() {
 #[test]
 fn bundles_run_together_at_their_timetag() {
     let (relay, port) = embedded(&[]);
+    bundles_at_timetag(&relay.url(), port);
+}
+
+#[test]
+fn bundles_run_at_their_timetag_through_a_standalone_bridge() {
+    let relay = Relay::start(&[]);
+    let port = udp_port();
+    let _bridge = standalone(&relay.url(), &["--listen", &port.to_string()]);
+    bundles_at_timetag(&relay.url(), port);
+}
+
+fn bundles_at_timetag(url: &str, port: u16) {
     let p = port.to_string();
     runtime().block_on(async {
-        let c = client(&relay.url()).await;
+        let c = client(url).await;
         wait_bridge(&c, port, "/osc").await;
         let mut sub = c.subscribe("/osc/sched/**").await.expect("subscribes");
 
@@ -806,4 +820,72 @@ impl Proc {
             what: what.to_string(),
         }
     }
+}
+
+/// In process, to read the bridge's counters: every bad packet is counted, good ones too.
+#[test]
+fn bad_input_is_counted_exactly() {
+    let port = udp_port();
+    let ws = free_port();
+    let (stats_tx, stats_rx) = mpsc::channel::<std::sync::Arc<BridgeStats>>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let relay = std::thread::spawn(move || {
+        let system = actix::System::new();
+        system.block_on(async move {
+            let relay = clasp::Relay::start(RelayConfig {
+                host: "127.0.0.1".into(),
+                port: ws,
+                ..RelayConfig::default()
+            })
+            .expect("relay starts");
+            let router = relay.router().clone();
+            let bridge = OscBridge::new(OscConfig {
+                port,
+                bind: "127.0.0.1".into(),
+                ..OscConfig::default()
+            })
+            .expect("valid settings");
+            let handle = clasp_bridges::spawn(
+                bridge,
+                LinkSource::Local(router.clone()),
+                router.actors.clone(),
+            );
+            stats_tx.send(handle.stats().clone()).expect("test waits");
+            let _ = stop_rx.await;
+            handle.stop();
+        });
+    });
+    let stats = stats_rx.recv_timeout(STARTUP).expect("the bridge started");
+    let p = port.to_string();
+    let url = format!("ws://127.0.0.1:{ws}");
+    runtime().block_on(async {
+        let c = client(&url).await;
+        wait_bridge(&c, port, "/osc").await;
+        let received = stats.received.load(std::sync::atomic::Ordering::Relaxed);
+        let mut sub = c.subscribe("/osc/ok").await.expect("subscribes");
+        run_peer(&[
+            "raw",
+            &p,
+            &hex(b"not osc at all"),
+            &hex(&osc_bytes("/x", ",Q", &[0, 0, 0, 1])),
+            &hex(&osc_bytes("/x", ",i", &[0, 0])),
+            &hex(&osc_bytes("/a/*", ",i", &[0, 0, 0, 1])),
+            &hex(&osc_bytes("/a//b", ",", &[])),
+            &hex(&osc_bytes("/ok", ",i", &[0, 0, 0, 42])),
+        ]);
+        let u = sub.next_within(WAIT).await.expect("the good packet");
+        assert_eq!(u.value, Value::Int(42));
+        assert_eq!(
+            stats.bad_input.load(std::sync::atomic::Ordering::Relaxed),
+            5
+        );
+        assert_eq!(
+            stats.received.load(std::sync::atomic::Ordering::Relaxed),
+            received + 1
+        );
+        assert_eq!(stats.up.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(stats.restarts.load(std::sync::atomic::Ordering::Relaxed), 0);
+    });
+    let _ = stop_tx.send(());
+    relay.join().expect("the relay thread ends");
 }
