@@ -739,6 +739,48 @@ fn tcp_with_slip_framing_both_ways() {
     });
 }
 
+#[test]
+fn tcp_targets_are_connected_to_and_fed() {
+    let relay = Relay::start(&[]);
+    let messages = json!([["/tt/from_target", [["s", "hello"]]]]);
+    let mut server = Proc::spawn(
+        peer(&["tcp-server", "4", &messages.to_string()]),
+        "SLIP server",
+    );
+    let target = server.json()["ready"].as_u64().expect("port");
+    let port = free_port();
+    runtime().block_on(async {
+        let c = client(&relay.url()).await;
+        let mut sub = c.subscribe("/osc/tt/**").await.expect("subscribes");
+        let _bridge = standalone(
+            &relay.url(),
+            &[
+                "--transport",
+                "tcp",
+                "--listen",
+                &port.to_string(),
+                "--send",
+                &format!("127.0.0.1:{target}"),
+            ],
+        );
+        assert_eq!(server.json(), json!({"connected": true}));
+        // What the target sends on the stream comes in like a peer's.
+        let u = sub.next_within(WAIT).await.expect("the target's value");
+        assert_eq!(u.value, Value::String("hello".into()));
+        c.set("/osc/tt/x", 1.5).await.expect("set");
+        let lines = server.rest(Duration::from_secs(5));
+        let received: Vec<serde_json::Value> = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert_eq!(
+            received,
+            vec![json!({"address": "/tt/x", "types": "f", "args": [1.5]})],
+            "the target gets the change, not its own value back"
+        );
+    });
+}
+
 // ---- bad input -----------------------------------------------------------------------
 
 #[test]

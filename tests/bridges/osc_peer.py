@@ -15,6 +15,9 @@ r: int). What a peer receives is printed as one JSON line per message:
                                               what comes back for SECONDS
   osc_peer.py tcp PORT SECONDS MESSAGES       the same over TCP with SLIP framing (OSC 1.1)
   osc_peer.py listen SECONDS                  a UDP receiver: {"ready": port}, then messages
+  osc_peer.py tcp-server SECONDS MESSAGES     a SLIP TCP server: {"ready": port}; on a
+                                              connection {"connected": true}, sends MESSAGES,
+                                              then prints what comes for SECONDS
 """
 import json
 import socket
@@ -151,12 +154,23 @@ def main(argv):
         sock.bind(("127.0.0.1", 0))
         out({"ready": sock.getsockname()[1]})
         receive_udp(sock, float(argv[2]))
-    elif mode == "tcp":
-        sock = socket.create_connection(("127.0.0.1", int(argv[2])), timeout=5)
-        out({"ready": sock.getsockname()[1]})
-        for m in messages(argv[4]):
+    elif mode in ("tcp", "tcp-server"):
+        if mode == "tcp":
+            sock = socket.create_connection(("127.0.0.1", int(argv[2])), timeout=5)
+            out({"ready": sock.getsockname()[1]})
+            seconds, spec = argv[3], argv[4]
+        else:
+            server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            server.settimeout(10)
+            out({"ready": server.getsockname()[1]})
+            sock, _ = server.accept()
+            out({"connected": True})
+            seconds, spec = argv[2], argv[3]
+        for m in messages(spec):
             sock.sendall(slip(m.dgram))
-        deadline = time.time() + float(argv[3])
+        deadline = time.time() + float(seconds)
         buffer = b""
         while time.time() < deadline:
             sock.settimeout(max(0.01, deadline - time.time()))
