@@ -381,7 +381,7 @@ fn bundles_at_timetag(url: &str, port: u16) {
             got[0].2 - at
         );
         assert!(
-            got[1].2 - got[0].2 < 0.05,
+            got[1].2 - got[0].2 < 0.2,
             "the values arrived {:.3} s apart",
             got[1].2 - got[0].2
         );
@@ -538,13 +538,13 @@ fn replies_go_to_peers_but_never_back_to_the_sender() {
         let mut sub = c.subscribe("/osc/e/**").await.expect("subscribes");
         // B is heard from first, then A sends its value.
         let mut b = Proc::spawn(
-            peer(&["peer", &p, "4", &json!([["/e/b", [["i", 2]]]]).to_string()]),
+            peer(&["peer", &p, "8", &json!([["/e/b", [["i", 2]]]]).to_string()]),
             "peer B",
         );
         assert!(b.json()["ready"].is_u64());
         assert!(sub.next_within(WAIT).await.is_some(), "B's value arrives");
         let mut a = Proc::spawn(
-            peer(&["peer", &p, "3", &json!([["/e/a", [["i", 1]]]]).to_string()]),
+            peer(&["peer", &p, "6", &json!([["/e/a", [["i", 1]]]]).to_string()]),
             "peer A",
         );
         assert!(a.json()["ready"].is_u64());
@@ -552,8 +552,8 @@ fn replies_go_to_peers_but_never_back_to_the_sender() {
         assert_eq!(u.value, Value::Int(1));
         // A client's write goes to both peers (replies) and the target.
         c.set("/osc/e/from_client", 3).await.expect("set");
-        let a_got = a.rest(Duration::from_secs(5));
-        let b_got = b.rest(Duration::from_secs(5));
+        let a_got = a.rest(Duration::from_secs(10));
+        let b_got = b.rest(Duration::from_secs(10));
         let addresses = |lines: &[String]| -> Vec<(String, serde_json::Value)> {
             lines
                 .iter()

@@ -50,7 +50,12 @@ pub struct OscConfig {
     #[arg(long, value_enum, default_value_t = Transport::Udp)]
     pub transport: Transport,
     /// Send changes back to the peers that sent us OSC (on by default; `--no-reply`).
-    #[arg(long = "no-reply", action = clap::ArgAction::SetFalse, overrides_with = "reply_flag")]
+    #[arg(
+        long = "no-reply",
+        action = clap::ArgAction::SetFalse,
+        overrides_with = "reply_flag",
+        help = "Send changes only to --send targets, not to the peers that sent us OSC"
+    )]
     pub reply: bool,
     /// Turns replies back on after a `--no-reply` (the default).
     #[arg(long = "reply", overrides_with = "reply")]
