@@ -498,6 +498,7 @@ fn every_value_type_goes_out_with_its_tag() {
     let got: HashMap<String, (String, String)> = lines
         .iter()
         .map(|l| dumped(l))
+        .filter(|(p, _, _)| p != "/_probe")
         .map(|(p, t, v)| (p, (t, v)))
         .collect();
     let want = [
@@ -590,6 +591,7 @@ fn replies_go_to_peers_but_never_back_to_the_sender() {
         .rest(Duration::from_millis(500))
         .iter()
         .map(|l| dumped(l).0)
+        .filter(|p| p != "/_probe")
         .collect();
     for path in ["/e/a", "/e/b", "/e/from_client"] {
         assert!(
@@ -618,6 +620,37 @@ fn no_reply_sends_only_to_targets() {
         let got = a.rest(Duration::from_secs(3));
         assert!(got.is_empty(), "--no-reply: the peer got {got:?}");
     });
+}
+
+#[test]
+fn the_current_state_is_not_replayed_to_targets_on_start() {
+    let relay = Relay::start(&[]);
+    let target = udp_port();
+    let mut dump = oscdump(target);
+    let port = udp_port();
+    runtime().block_on(async {
+        let c = client(&relay.url()).await;
+        c.set("/osc/pre/x", 1).await.expect("set");
+        let _bridge = standalone(
+            &relay.url(),
+            &[
+                "--listen",
+                &port.to_string(),
+                "--send",
+                &format!("127.0.0.1:{target}"),
+            ],
+        );
+        wait_bridge(&c, port, "/osc").await;
+        c.set("/osc/pre/live", 2).await.expect("set");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    });
+    let paths: Vec<String> = dump
+        .rest(Duration::from_millis(500))
+        .iter()
+        .map(|l| dumped(l).0)
+        .filter(|p| p != "/_probe")
+        .collect();
+    assert_eq!(paths, ["/pre/live"], "only live changes go out");
 }
 
 // ---- instances, standalone, TCP ------------------------------------------------------
@@ -674,11 +707,13 @@ fn two_namespaces_side_by_side_each_get_only_their_own() {
         .rest(Duration::from_secs(2))
         .iter()
         .map(|l| dumped(l).0)
+        .filter(|p| p != "/_probe")
         .collect();
     let foh: Vec<String> = foh_dump
         .rest(Duration::from_millis(500))
         .iter()
         .map(|l| dumped(l).0)
+        .filter(|p| p != "/_probe")
         .collect();
     assert_eq!(stage, ["/in", "/light"], "stage target");
     assert_eq!(foh, ["/gain"], "foh target");
