@@ -328,7 +328,7 @@ fn every_type_tag_from_real_peers_maps_exactly() {
 #[test]
 fn bundles_run_together_at_their_timetag() {
     let (relay, port) = embedded(&[]);
-    bundles_at_timetag(&relay.url(), port);
+    bundles_at_timetag(&relay.url(), port, 0.005);
 }
 
 #[test]
@@ -336,10 +336,14 @@ fn bundles_run_at_their_timetag_through_a_standalone_bridge() {
     let relay = Relay::start(&[]);
     let port = udp_port();
     let _bridge = standalone(&relay.url(), &["--listen", &port.to_string()]);
-    bundles_at_timetag(&relay.url(), port);
+    // The timetag is converted to the relay's clock through the client's clock sync: an
+    // estimate, a few ms off on a loaded machine.
+    bundles_at_timetag(&relay.url(), port, 0.03);
 }
 
-fn bundles_at_timetag(url: &str, port: u16) {
+/// A bundle 1 s ahead arrives whole, not more than `early` s before its timetag; an
+/// "immediately" bundle with a nested one arrives at once, flattened.
+fn bundles_at_timetag(url: &str, port: u16, early: f64) {
     let p = port.to_string();
     runtime().block_on(async {
         let c = client(url).await;
@@ -371,7 +375,7 @@ fn bundles_at_timetag(url: &str, port: u16) {
         // Not before the timetag (the relay's bundle timer is precise to a millisecond),
         // and together.
         assert!(
-            got[0].2 >= at - 0.005,
+            got[0].2 >= at - early,
             "the bundle ran {:.3} s before its timetag",
             at - got[0].2
         );
@@ -393,9 +397,11 @@ fn bundles_at_timetag(url: &str, port: u16) {
             ["/sched/c", [["i", 3]]],
             ["/sched/d", [["i", 4]]]
         ]);
-        let sent = Instant::now();
-        run_peer(&["bundle", &p, "-1", &messages.to_string(), "--nested"]);
+        let out = run_peer(&["bundle", &p, "-1", &messages.to_string(), "--nested"]);
+        let at: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+        let sent = at["at"].as_f64().expect("at") + 1.0;
         let got = collect(&mut sub, 4, Duration::from_secs(3)).await;
+        let arrived = now();
         let addresses: Vec<&str> = got.iter().map(|u| u.address.as_str()).collect();
         assert_eq!(
             addresses,
@@ -406,7 +412,11 @@ fn bundles_at_timetag(url: &str, port: u16) {
                 "/osc/sched/d"
             ]
         );
-        assert!(sent.elapsed() < Duration::from_secs(2));
+        assert!(
+            arrived - sent < 0.5,
+            "an immediate bundle took {:.3} s",
+            arrived - sent
+        );
     });
 }
 
