@@ -89,6 +89,15 @@ impl OscConfig {
     fn peer_timeout(&self) -> Duration {
         Duration::from_secs(self.peer_timeout.max(1))
     }
+
+    /// `host:port` to bind, with an IPv6 host in brackets (`--bind ::` → `[::]:9000`).
+    fn listen_addr(&self) -> String {
+        if self.bind.contains(':') && !self.bind.starts_with('[') {
+            format!("[{}]:{}", self.bind, self.port)
+        } else {
+            format!("{}:{}", self.bind, self.port)
+        }
+    }
 }
 
 /// The OSC bridge.
@@ -186,6 +195,9 @@ mod tests {
         assert!(Cli::parse_from(["x", "--no-reply", "--reply"]).osc.reply);
         let c = Cli::parse_from(["x", "--port", "8000", "--transport", "tcp"]).osc;
         assert_eq!((c.port, c.transport), (8000, Transport::Tcp));
+        assert_eq!(c.listen_addr(), "0.0.0.0:8000");
+        let c = Cli::parse_from(["x", "--bind", "::1"]).osc;
+        assert_eq!(c.listen_addr(), "[::1]:9000");
     }
 
     #[test]

@@ -39,7 +39,7 @@ enum Event {
 /// Serves OSC over TCP until the listener or the router link fails.
 pub async fn run(config: &OscConfig, mut core: Core) -> Result<(), BridgeError> {
     let bridge = core.stats().name.clone();
-    let listen = format!("{}:{}", config.bind, config.port);
+    let listen = config.listen_addr();
     let listener = TcpListener::bind(&listen)
         .await
         .map_err(|e| BridgeError::io(format!("bind TCP {listen}"), e))?;

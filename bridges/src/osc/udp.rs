@@ -49,7 +49,7 @@ impl Target {
 /// Serves OSC over UDP until the socket or the router link fails.
 pub async fn run(config: &OscConfig, mut core: Core) -> Result<(), BridgeError> {
     let bridge = core.stats().name.clone();
-    let listen = format!("{}:{}", config.bind, config.port);
+    let listen = config.listen_addr();
     let socket = UdpSocket::bind(&listen)
         .await
         .map_err(|e| BridgeError::io(format!("bind UDP {listen}"), e))?;
