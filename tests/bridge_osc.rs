@@ -826,6 +826,61 @@ fn tcp_targets_are_connected_to_and_fed() {
     });
 }
 
+#[test]
+fn a_busy_port_is_retried_until_it_frees() {
+    let blocker = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = blocker.local_addr().expect("addr").port();
+    let relay = Relay::start(&["--osc-port", &port.to_string()]);
+    // The bridge fails to bind and is restarted with backoff (1 s, 2 s, ...); the relay
+    // keeps serving meanwhile.
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(blocker);
+    runtime().block_on(async {
+        let c = client(&relay.url()).await;
+        wait_bridge(&c, port, "/osc").await;
+    });
+}
+
+#[test]
+fn a_tcp_target_that_restarts_is_reconnected() {
+    let relay = Relay::start(&[]);
+    let first = Proc::spawn(peer(&["tcp-server", "1", "[]"]), "SLIP server");
+    let target = first.json()["ready"].as_u64().expect("port").to_string();
+    let port = free_port();
+    runtime().block_on(async {
+        let c = client(&relay.url()).await;
+        let _bridge = standalone(
+            &relay.url(),
+            &[
+                "--transport",
+                "tcp",
+                "--listen",
+                &port.to_string(),
+                "--send",
+                &format!("127.0.0.1:{target}"),
+            ],
+        );
+        assert_eq!(first.json(), json!({"connected": true}));
+        drop(first); // the target goes away
+        let mut second = Proc::spawn(
+            peer(&["tcp-server", "3", "[]", &target]),
+            "SLIP server, again",
+        );
+        assert!(second.json()["ready"].is_u64());
+        assert_eq!(
+            second.json(),
+            json!({"connected": true}),
+            "the bridge reconnects"
+        );
+        c.set("/osc/again/x", 7).await.expect("set");
+        let lines = second.rest(Duration::from_secs(5));
+        assert!(
+            lines.iter().any(|l| l.contains("/again/x")),
+            "the restarted target gets changes: {lines:?}"
+        );
+    });
+}
+
 // ---- bad input -----------------------------------------------------------------------
 
 #[test]

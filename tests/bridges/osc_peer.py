@@ -15,7 +15,8 @@ r: int). What a peer receives is printed as one JSON line per message:
                                               what comes back for SECONDS
   osc_peer.py tcp PORT SECONDS MESSAGES       the same over TCP with SLIP framing (OSC 1.1)
   osc_peer.py listen SECONDS                  a UDP receiver: {"ready": port}, then messages
-  osc_peer.py tcp-server SECONDS MESSAGES     a SLIP TCP server: {"ready": port}; on a
+  osc_peer.py tcp-server SECONDS MESSAGES [PORT]
+                                              a SLIP TCP server: {"ready": port}; on a
                                               connection {"connected": true}, sends MESSAGES,
                                               then prints what comes for SECONDS
 """
@@ -161,7 +162,8 @@ def main(argv):
             seconds, spec = argv[3], argv[4]
         else:
             server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            server.bind(("127.0.0.1", 0))
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", int(argv[4]) if len(argv) > 4 else 0))
             server.listen(1)
             server.settimeout(10)
             out({"ready": server.getsockname()[1]})
