@@ -63,6 +63,8 @@ pub struct BridgeHandle {
     name: String,
     actors: ActorTable,
     arbiter: Option<Arbiter>,
+    /// The supervisor restarts the actor only while an address to it is alive.
+    _addr: Box<dyn std::any::Any + Send>,
 }
 
 impl BridgeHandle {
@@ -97,7 +99,7 @@ pub fn spawn<B: Bridge>(bridge: B, source: LinkSource, actors: ActorTable) -> Br
     let stats = Arc::new(BridgeStats::new(bridge.kind(), &name));
     let arbiter = Arbiter::new();
     let (table, counters) = (actors.clone(), stats.clone());
-    Supervisor::start_in_arbiter(&arbiter.handle(), move |_| BridgeActor {
+    let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| BridgeActor {
         bridge,
         source,
         stats: counters,
@@ -110,6 +112,7 @@ pub fn spawn<B: Bridge>(bridge: B, source: LinkSource, actors: ActorTable) -> Br
         name,
         actors,
         arbiter: Some(arbiter),
+        _addr: Box::new(addr),
     }
 }
 
