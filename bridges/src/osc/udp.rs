@@ -28,11 +28,20 @@ struct Target {
 }
 
 impl Target {
-    async fn resolve(&mut self, bridge: &str) {
+    /// Looks the target up, preferring an address the socket can send to (`localhost`
+    /// may give `::1` first to an IPv4 socket).
+    async fn resolve(&mut self, bridge: &str, ipv4: bool) {
         let found =
             tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(&self.spec)).await;
         match found {
-            Ok(Ok(mut addrs)) => self.addr = addrs.next(),
+            Ok(Ok(addrs)) => {
+                let addrs: Vec<SocketAddr> = addrs.collect();
+                self.addr = addrs
+                    .iter()
+                    .find(|a| a.is_ipv4() == ipv4)
+                    .or(addrs.first())
+                    .copied();
+            }
             Ok(Err(e)) => {
                 tracing::warn!(bridge, target = %self.spec, error = %e, "cannot resolve OSC target; retrying in 30 s")
             }
@@ -63,8 +72,12 @@ pub async fn run(config: &OscConfig, mut core: Core) -> Result<(), BridgeError> 
             next_try: Instant::now(),
         })
         .collect();
+    let ipv4 = socket
+        .local_addr()
+        .map_err(|e| BridgeError::io(format!("UDP {listen}"), e))?
+        .is_ipv4();
     for t in &mut targets {
-        t.resolve(&bridge).await;
+        t.resolve(&bridge, ipv4).await;
     }
     let mut peers = Peers::new(config.peer_timeout(), config.max_peers);
     core.stats().set_up(true);
@@ -114,7 +127,7 @@ pub async fn run(config: &OscConfig, mut core: Core) -> Result<(), BridgeError> 
             _ = tick.tick() => {
                 peers.expire(Instant::now());
                 for t in targets.iter_mut().filter(|t| t.addr.is_none() && t.next_try <= Instant::now()) {
-                    t.resolve(&bridge).await;
+                    t.resolve(&bridge, ipv4).await;
                 }
             }
         }
