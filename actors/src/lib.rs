@@ -12,6 +12,7 @@ pub mod journal;
 pub mod json;
 pub mod link;
 mod link_frontend;
+mod link_osc;
 pub mod listener;
 pub mod messages;
 pub mod metrics;

@@ -267,8 +267,8 @@ pub struct LocalLink {
 
 /// The endpoint actor: to the shards it looks like a session.
 pub struct LinkEndpoint {
-    router: Router,
-    me: Option<SessionRef>,
+    pub(crate) router: Router,
+    pub(crate) me: Option<SessionRef>,
     name: Arc<str>,
     subs: HashMap<u32, (Pattern, mpsc::Sender<Update>)>,
     next_id: u32,

@@ -4,6 +4,7 @@
 //! queue its socket writer drains (WIRE §7).
 
 mod appcheck;
+pub mod bundle;
 mod filter;
 pub mod outbound;
 
@@ -33,17 +34,6 @@ pub use outbound::{OutboundQueue, Outgoing, Pushed};
 
 /// Prefix of P2P signalling addresses (WIRE §7.6).
 const P2P_SIGNAL: &str = "/clasp/p2p/signal/";
-
-/// How early a scheduled bundle's timer is set before its time.
-const SCHEDULE_SLACK_US: u64 = 2_000;
-
-/// Waits (yielding the CPU) until the router clock reaches `at`; at most the schedule slack.
-fn wait_until_micros(at: u64) {
-    let deadline = Instant::now() + Duration::from_micros(SCHEDULE_SLACK_US + 500);
-    while now_micros() < at && Instant::now() < deadline {
-        std::thread::yield_now();
-    }
-}
 
 /// A binary WebSocket message from the client, with its arrival time.
 #[derive(Message, Debug)]
@@ -599,100 +589,18 @@ impl Session {
 
     /// BUNDLE after its scope and app-config checks: now, or at its timestamp.
     fn bundle_checked(&mut self, b: Bundle, qos: QoS, ctx: &mut Context<Self>) {
-        if let Some(at) = b.timestamp {
-            let now = now_micros();
-            if at > now {
-                // Timers fire on millisecond ticks, late: wake early, then wait the rest
-                // precisely so the bundle runs within a millisecond of its time (ST-19).
-                let early = Duration::from_micros((at - now).saturating_sub(SCHEDULE_SLACK_US));
-                ctx.run_later(early, move |act, ctx| {
-                    wait_until_micros(at);
-                    act.run_bundle(b.messages, qos, ctx);
-                });
-                return;
-            }
-        }
-        self.run_bundle(b.messages, qos, ctx);
+        bundle::at_time(ctx, self, b.timestamp, move |act, ctx| {
+            act.run_bundle(b.messages, qos, ctx)
+        });
     }
 
     fn run_bundle(&mut self, messages: Vec<Message>, qos: QoS, ctx: &mut Context<Self>) {
         let Some(me) = self.me() else { return };
-        let mut groups: HashMap<usize, Vec<Set>> = HashMap::new();
-        let mut publishes = Vec::new();
-        for m in messages {
-            match m {
-                Message::Set(s) => groups
-                    .entry(self.router.shard_index(s.address.as_str()))
-                    .or_default()
-                    .push(s),
-                Message::Publish(p) => publishes.push(p),
-                other => tracing::debug!(kind = other.name(), "ignored inside BUNDLE"),
-            }
-        }
-        let router = self.router.clone();
-        let bundle = router.next_bundle_id();
-        let fut = async move {
-            let shards: Vec<(Addr<crate::shard::Shard>, Vec<Set>)> = groups
-                .into_iter()
-                .map(|(i, sets)| (router.shards()[i].clone(), sets))
-                .collect();
-            let commit_now = shards.len() == 1;
-            let prepared = join_all(shards.iter().map(|(shard, sets)| {
-                shard.send(BundlePrepare {
-                    bundle,
-                    origin: me.clone(),
-                    sets: sets.clone(),
-                    commit_now,
-                })
-            }))
-            .await;
-            let mut failure = None;
-            let mut last = None;
-            for result in prepared {
-                match result {
-                    Ok(Ok(revision)) => last = revision.or(last),
-                    Ok(Err((e, address))) => {
-                        failure.get_or_insert((e.code(), e.to_string(), Some(address)));
-                    }
-                    Err(e) => {
-                        failure.get_or_insert((500, format!("shard unavailable: {e}"), None));
-                    }
-                }
-            }
-            if let Some(f) = failure {
-                for (shard, _) in &shards {
-                    shard.do_send(BundleAbort { bundle });
-                }
-                return Err(f);
-            }
-            if commit_now {
-                return Ok(last);
-            }
-            let commits = join_all(
-                shards
-                    .iter()
-                    .map(|(shard, _)| shard.send(BundleCommit { bundle })),
-            )
-            .await;
-            Ok(commits
-                .into_iter()
-                .filter_map(|r| r.ok().flatten())
-                .next_back())
-        };
+        let fut = bundle::apply(self.router.clone(), me, messages);
         ctx.wait(
             fut.into_actor(self)
                 .map(move |result, act, ctx| match result {
                     Ok(revision) => {
-                        if let Some(me) = act.me() {
-                            for p in publishes {
-                                act.router
-                                    .shard_for(p.address.as_str())
-                                    .do_send(ShardPublish {
-                                        origin: me.clone(),
-                                        publish: p,
-                                    });
-                            }
-                        }
                         if qos >= QoS::Confirm {
                             act.ack_when_durable(
                                 ctx,

@@ -9,8 +9,8 @@ pub use clasp_actors::json::{to_json, to_value};
 mod tests {
     use super::*;
     use clasp_proto::Value;
-    use serde_json::Value as Json;
     use serde_json::json;
+    use serde_json::Value as Json;
 
     #[test]
     fn numbers_keep_their_kind() {
