@@ -61,17 +61,36 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, what: &str) -> Proc {
+    fn spawn(cmd: Command, what: &str) -> Proc {
+        Self::spawn_reading(cmd, what, false)
+    }
+
+    /// Like [`Proc::spawn`], collecting stderr instead of stdout.
+    fn spawn_stderr(cmd: Command, what: &str) -> Proc {
+        Self::spawn_reading(cmd, what, true)
+    }
+
+    /// Starts `cmd` and forwards the lines of its stdout (or stderr) to a channel.
+    fn spawn_reading(mut cmd: Command, what: &str, stderr: bool) -> Proc {
+        let (out, err) = if stderr {
+            (Stdio::null(), Stdio::piped())
+        } else {
+            (Stdio::piped(), Stdio::inherit())
+        };
         let mut child = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
         let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
+        let reader: Box<dyn std::io::Read + Send> = if stderr {
+            Box::new(child.stderr.take().expect("piped stderr"))
+        } else {
+            Box::new(child.stdout.take().expect("piped stdout"))
+        };
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in BufReader::new(reader).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -936,32 +955,6 @@ fn bad_input_is_logged_once_and_the_bridge_keeps_working() {
     let reports: Vec<&String> = stderr.iter().filter(|l| l.contains("bad input")).collect();
     // One line per peer per minute: the raw sender and oscsend are two peers.
     assert_eq!(reports.len(), 2, "bad input log lines: {stderr:#?}");
-}
-
-impl Proc {
-    /// Like [`Proc::spawn`], collecting stderr instead of stdout.
-    fn spawn_stderr(mut cmd: Command, what: &str) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            lines,
-            what: what.to_string(),
-        }
-    }
 }
 
 /// In process, to read the bridge's counters: every bad packet is counted, good ones too.
