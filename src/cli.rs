@@ -152,9 +152,99 @@ pub struct RelayArgs {
     /// Journal and persistence settings.
     #[command(flatten)]
     pub durability: DurabilityArgs,
+    /// Federation with other relays.
+    #[command(flatten)]
+    pub federation: FederationArgs,
     /// Bridges run inside the relay.
     #[command(flatten)]
     pub bridges: crate::bridge_cmd::EmbeddedBridges,
+}
+
+/// `clasp relay` federation flags (docs/federation.md). Every relay accepts leaves; these
+/// make it a leaf of one or more hubs and say what it owns.
+#[derive(Debug, Args)]
+pub struct FederationArgs {
+    /// Hub to join as a leaf (ws:// or wss://); repeat it for failover, tried in order.
+    #[arg(long = "federation-hub", value_name = "URL")]
+    pub federation_hubs: Vec<String>,
+    /// This router's id in the federation [default: HOSTNAME:PORT]. Keep it stable: a hub
+    /// keeps a namespace for its owner's id while the owner is away.
+    #[arg(long = "federation-id", value_name = "ID")]
+    pub federation_id: Option<String>,
+    /// A namespace this router owns, e.g. '/site-a/**' (repeatable). Others mirror it and
+    /// forward writes there to this router.
+    #[arg(long = "federation-namespace", value_name = "PATTERN")]
+    pub federation_namespaces: Vec<String>,
+    /// File holding the shared federation secret: sent to hubs, and required from routers
+    /// that connect here (unless their token passes --auth).
+    #[arg(long = "federation-token", value_name = "FILE")]
+    pub federation_token: Option<std::path::PathBuf>,
+    /// Milliseconds a write forwarded to its owner waits for the answer before ERROR 502.
+    #[arg(long = "federation-timeout", value_name = "MS", default_value_t = 5000)]
+    pub federation_timeout: u64,
+    /// CA certificate (PEM) for wss:// hubs with a private certificate.
+    #[arg(long = "federation-ca", value_name = "FILE")]
+    pub federation_ca: Option<std::path::PathBuf>,
+}
+
+impl FederationArgs {
+    /// Federation settings for a relay on `port`.
+    pub fn into_config(
+        self,
+        port: u16,
+    ) -> anyhow::Result<Option<clasp_actors::federation::FederationConfig>> {
+        let configured = !self.federation_hubs.is_empty()
+            || self.federation_id.is_some()
+            || !self.federation_namespaces.is_empty()
+            || self.federation_token.is_some();
+        if !configured {
+            return Ok(None);
+        }
+        let id = match self.federation_id {
+            Some(id) if id.trim().is_empty() => bail!("--federation-id must not be empty"),
+            Some(id) => id,
+            None => {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_default();
+                let host = if host.is_empty() {
+                    "relay".to_string()
+                } else {
+                    host
+                };
+                format!("{host}:{port}")
+            }
+        };
+        let mut config = clasp_actors::federation::FederationConfig::new(id);
+        for hub in &self.federation_hubs {
+            if !(hub.starts_with("ws://") || hub.starts_with("wss://")) {
+                bail!("--federation-hub {hub:?}: expected a ws:// or wss:// URL");
+            }
+        }
+        config.hubs = self.federation_hubs;
+        for n in &self.federation_namespaces {
+            let p = Pattern::compile(n).with_context(|| format!("--federation-namespace {n:?}"))?;
+            if let Some(other) = config.namespaces.iter().find(|o| o.overlaps(&p)) {
+                bail!("--federation-namespace {n:?} overlaps {:?}", other.as_str());
+            }
+            config.namespaces.push(p);
+        }
+        if let Some(path) = &self.federation_token {
+            let secret = std::fs::read_to_string(path)
+                .with_context(|| format!("--federation-token {}", path.display()))?;
+            let secret = secret.trim().to_string();
+            if secret.is_empty() {
+                bail!("--federation-token {}: the file is empty", path.display());
+            }
+            config.token = Some(secret);
+        }
+        if self.federation_timeout == 0 {
+            bail!("--federation-timeout must be at least 1 ms");
+        }
+        config.forward_timeout = Duration::from_millis(self.federation_timeout);
+        config.ca_file = self.federation_ca;
+        Ok(Some(config))
+    }
 }
 
 /// How log lines are written.
@@ -355,6 +445,7 @@ impl RelayArgs {
             clasp_actors::appconfig::AppConfig::load_or_discover(app_config_path.as_deref())
                 .map_err(clasp_actors::RelayError::from)?;
         let durability = self.durability.into_config()?;
+        let federation = self.federation.into_config(self.ws_port)?;
         let mut config = RelayConfig {
             host: self.host,
             port: self.ws_port,
@@ -375,6 +466,7 @@ impl RelayArgs {
             auth: self.auth.into_config()?,
             journal: durability.0,
             persist: durability.1,
+            federation,
             rules: self.rules,
             rules_max_chain: self.rules_max_chain as usize,
             tls: match (self.tls_cert, self.tls_key) {

@@ -101,6 +101,9 @@ pub struct RelayConfig {
     pub journal: Option<JournalConfig>,
     /// Periodic state snapshots restored at start.
     pub persist: Option<PersistConfig>,
+    /// Federation with other relays (`--federation-*`); `None`: a hub only, named after the
+    /// relay, that accepts leaves.
+    pub federation: Option<crate::federation::FederationConfig>,
 }
 
 /// When a journal entry counts as durable.
@@ -239,6 +242,7 @@ impl Default for RelayConfig {
             app_config_path: None,
             journal: None,
             persist: None,
+            federation: None,
         }
     }
 }

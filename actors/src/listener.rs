@@ -178,6 +178,8 @@ async fn health(router: &Router) -> HttpResponse {
         "params": router.param_count.load(Ordering::Relaxed),
         "subscriptions": subscriptions,
         "actors": router.actors.snapshot(),
+        "federation_id": router.federation.id().to_string(),
+        "federation": router.federation.links(),
         "counters": {
             "frames_in": c.frames_in.load(Ordering::Relaxed),
             "frames_out": c.frames_out.load(Ordering::Relaxed),

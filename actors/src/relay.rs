@@ -108,21 +108,27 @@ impl Relay {
             recovered[crate::router::shard_of(&hasher, count, &p.address)].push(p);
         }
         let journal = durability.actor.clone().filter(|_| durability.journaling);
+        let federation =
+            crate::federation::Federation::new(crate::router::federation_config(&config));
         let mut arbiters = Vec::new();
         let mut shards = Vec::new();
         for (i, restored) in recovered.into_iter().enumerate() {
             let arbiter = Arbiter::new();
             let (cfg, lim, table) = (config.clone(), limits.clone(), actors.clone());
             let journal = journal.clone();
+            let fed = federation.clone();
             shards.push(Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
                 Shard::new(i, cfg, lim, table)
                     .with_journal(journal)
+                    .with_federation(fed)
                     .with_restored(restored)
             }));
             arbiters.push(arbiter);
         }
         let mut router = Router::new(config.clone(), shards, total, actors.clone(), hasher)
-            .with_journal(journal);
+            .with_journal(journal)
+            .with_federation(federation.clone());
+        router.metrics.add(Arc::new(federation));
         if durability.journaling {
             router.journal_progress = Some(crate::router::JournalProgress {
                 assigned: durability.assigned.clone(),
@@ -207,6 +213,7 @@ impl Relay {
         let handle = server.handle();
         // The server only accepts while its future is polled: run it on this arbiter.
         let running = actix_web::rt::spawn(server);
+        crate::federation::start_uplink(&router);
         tracing::info!(addr = %bind, shards = config.shards, name = %config.name, "relay listening");
         Ok(Self {
             router,

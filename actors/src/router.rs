@@ -60,6 +60,8 @@ pub struct Router {
     pub metrics: crate::metrics::MetricsSources,
     /// The app config sessions apply now; SIGHUP swaps in a reloaded one.
     pub app_config: Arc<arc_swap::ArcSwapOption<crate::appconfig::AppConfig>>,
+    /// Namespace ownership and links to other relays.
+    pub federation: crate::federation::Federation,
 }
 
 /// A live session as the registry knows it.
@@ -94,6 +96,7 @@ impl Router {
         hasher: std::collections::hash_map::RandomState,
     ) -> Self {
         let app_config = Arc::new(arc_swap::ArcSwapOption::new(config.app_config.clone()));
+        let federation = crate::federation::Federation::new(federation_config(&config));
         Self {
             config,
             shards: shards.into(),
@@ -112,7 +115,14 @@ impl Router {
             journal_progress: None,
             metrics: Default::default(),
             app_config,
+            federation,
         }
+    }
+
+    /// The same router with `federation` (the instance its shards route by).
+    pub fn with_federation(mut self, federation: crate::federation::Federation) -> Self {
+        self.federation = federation;
+        self
     }
 
     /// The same router, logging to `journal`.
@@ -228,4 +238,12 @@ impl Router {
         }
         entries.len()
     }
+}
+
+/// The relay's federation settings; without any, a hub named after the relay.
+pub fn federation_config(config: &RelayConfig) -> crate::federation::FederationConfig {
+    config
+        .federation
+        .clone()
+        .unwrap_or_else(|| crate::federation::FederationConfig::new(config.name.clone()))
 }

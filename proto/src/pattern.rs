@@ -163,6 +163,16 @@ impl Pattern {
         covers_from(s, o, 0, 0, width, &mut memo)
     }
 
+    /// Could one address match both patterns? Federation refuses a namespace claim that
+    /// overlaps another router's, since an address must have exactly one owner. Errs towards
+    /// "yes": two globs in the same position are taken to overlap.
+    pub fn overlaps(&self, other: &Pattern) -> bool {
+        let (s, o) = (&self.segments[..], &other.segments[..]);
+        let width = o.len() + 1;
+        let mut memo = alloc::vec![0u8; (s.len() + 1) * width];
+        overlaps_from(s, o, 0, 0, width, &mut memo)
+    }
+
     /// Does `address` (any string starting with `/`) match?
     pub fn matches(&self, address: &str) -> bool {
         match address.strip_prefix('/') {
@@ -248,7 +258,49 @@ fn covers_from(
     result
 }
 
+/// Can `s[i..]` and `o[j..]` match one common rest of an address? Memoised over (i, j).
+fn overlaps_from(
+    s: &[Segment],
+    o: &[Segment],
+    i: usize,
+    j: usize,
+    width: usize,
+    memo: &mut [u8],
+) -> bool {
+    let slot = i * width + j;
+    if memo[slot] != 0 {
+        return memo[slot] == 2;
+    }
+    let result = match (s.get(i), o.get(j)) {
+        (None, None) => true,
+        // `**` matches nothing more, or takes one more segment the other side also takes.
+        (Some(Segment::Any), _) => {
+            overlaps_from(s, o, i + 1, j, width, memo)
+                || (j < o.len() && overlaps_from(s, o, i, j + 1, width, memo))
+        }
+        (_, Some(Segment::Any)) => {
+            overlaps_from(s, o, i, j + 1, width, memo)
+                || (i < s.len() && overlaps_from(s, o, i + 1, j, width, memo))
+        }
+        (Some(a), Some(b)) => a.meets_one(b) && overlaps_from(s, o, i + 1, j + 1, width, memo),
+        _ => false,
+    };
+    memo[slot] = if result { 2 } else { 1 };
+    result
+}
+
 impl Segment {
+    /// Could one segment match both (neither is `**`)? Two globs are assumed to.
+    fn meets_one(&self, other: &Segment) -> bool {
+        match (self, other) {
+            (Segment::Literal(a), Segment::Literal(b)) => a == b,
+            (Segment::Glob(g), Segment::Literal(l)) | (Segment::Literal(l), Segment::Glob(g)) => {
+                g.matches(l)
+            }
+            _ => true,
+        }
+    }
+
     /// Does this single-segment matcher accept every segment `other` accepts?
     fn covers_one(&self, other: &Segment) -> bool {
         match (self, other) {
@@ -471,6 +523,33 @@ mod tests {
             Pattern::compile("/a/{b,c}/*").unwrap_err(),
             PatternError::ReservedChar('{')
         );
+    }
+
+    fn overlap(a: &str, b: &str) -> bool {
+        let (a, b) = (
+            Pattern::compile(a).expect("valid"),
+            Pattern::compile(b).expect("valid"),
+        );
+        let both = a.overlaps(&b);
+        assert_eq!(both, b.overlaps(&a), "overlap is symmetric");
+        both
+    }
+
+    #[test]
+    fn overlap_is_whether_one_address_can_match_both() {
+        assert!(overlap("/site-a/**", "/site-a/**"));
+        assert!(overlap("/**", "/site-a/x"));
+        assert!(overlap("/site-a/**", "/site-a"));
+        assert!(overlap("/site-a/**", "/*/x"));
+        assert!(overlap("/a/*/c", "/a/b/*"));
+        assert!(overlap("/a/**/z", "/a/b/**"));
+        assert!(overlap("/a/lig*", "/a/light"));
+        assert!(overlap("/a/x*", "/a/*y"), "two globs are assumed to meet");
+        assert!(!overlap("/site-a/**", "/site-b/**"));
+        assert!(!overlap("/site-a/x", "/site-a/y"));
+        assert!(!overlap("/a/*", "/a/b/c"));
+        assert!(!overlap("/a/lig*", "/a/dimmer"));
+        assert!(!overlap("/a/**/z", "/a/b/y"));
     }
 
     fn covers(parent: &str, child: &str) -> bool {

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 use super::{ClientBuilder, ClientError, Shared, Update};
 use crate::clock::now_micros;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 
@@ -122,7 +122,10 @@ pub(crate) async fn start(
     Ok(session)
 }
 
-async fn open(cfg: &ClientBuilder, shared: &Shared) -> Result<(Socket, String), ClientError> {
+pub(crate) async fn open(
+    cfg: &ClientBuilder,
+    shared: &Shared,
+) -> Result<(Socket, String), ClientError> {
     let fail = |reason: String| ClientError::Connect {
         url: cfg.url.clone(),
         reason,

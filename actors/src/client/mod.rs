@@ -15,7 +15,7 @@
 //! # Ok(()) }
 //! ```
 
-mod connection;
+pub(crate) mod connection;
 mod error;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

@@ -76,6 +76,10 @@ pub struct Session {
     me: Option<SessionRef>,
     /// What the token allows; `None` when the relay runs open (everything allowed).
     grant: Option<Arc<Grant>>,
+    /// The HELLO name (a federation peer's router id).
+    hello_name: String,
+    /// When the peer is another router: the link actor that handles its federation traffic.
+    federation: Option<Addr<crate::federation::FederationPeer>>,
 }
 
 impl Session {
@@ -94,6 +98,8 @@ impl Session {
             behind_since: None,
             me: None,
             grant: None,
+            hello_name: String::new(),
+            federation: None,
         }
     }
 
@@ -206,6 +212,10 @@ impl Session {
 
     fn on_frame(&mut self, decoded: Decoded, received_us: u64, ctx: &mut Context<Self>) {
         let qos = decoded.header.qos;
+        let decoded = match self.federation_frame(decoded, ctx) {
+            Some(d) => d,
+            None => return,
+        };
         match decoded.message {
             Message::Hello(_) => {
                 self.error(ctx, 101, "HELLO on an open session is ignored", None);
@@ -269,12 +279,9 @@ impl Session {
                 self.deny(ctx, Action::Read, r.pattern.as_str());
             }
             Message::Replay(r) => self.replay(r, ctx),
+            // Reached only without the federation feature (see `federation_frame`).
             Message::FederationSync(_) => {
-                if self.features.has(FeatureSet::FEDERATION) {
-                    self.error(ctx, 501, "Federation not configured on this router", None);
-                } else {
-                    self.error(ctx, 403, "FederationSync requires federation feature", None);
-                }
+                self.error(ctx, 403, "FederationSync requires federation feature", None);
             }
             // Router-to-client messages and PONG: nothing to do.
             Message::Pong
@@ -283,6 +290,56 @@ impl Session {
             | Message::Ack(_)
             | Message::Error(_)
             | Message::Result(_) => {}
+        }
+    }
+
+    /// A federation peer's traffic goes to its link actor (started by its first
+    /// FEDERATION_SYNC): handshake, param changes (SNAPSHOT), events, answers to forwarded
+    /// writes and PONGs. Everything else (its SETs to namespaces owned here or beyond,
+    /// PING, GET) is handled as for any session. `None`: consumed.
+    fn federation_frame(&mut self, decoded: Decoded, ctx: &mut Context<Self>) -> Option<Decoded> {
+        use crate::federation::{FederationPeer, FromRemote, Role, Wire};
+        if !self.features.has(FeatureSet::FEDERATION) {
+            return Some(decoded);
+        }
+        let to_peer = match &decoded.message {
+            Message::FederationSync(_) => {
+                if self.federation.is_none() {
+                    let me = self.me()?;
+                    let fed = &self.router.federation;
+                    let key = fed.open_link(Role::Downlink, &self.id);
+                    let name = (!self.hello_name.is_empty()).then(|| self.hello_name.clone());
+                    let peer = FederationPeer::new(
+                        self.router.clone(),
+                        key,
+                        Role::Downlink,
+                        Wire::Session(me.recipient),
+                        name,
+                        self.grant.clone(),
+                    )
+                    .start();
+                    self.federation = Some(peer);
+                }
+                true
+            }
+            Message::Publish(p) if !self.may(Action::Write, p.address.as_str()) => {
+                let address = p.address.to_string();
+                self.deny(ctx, Action::Write, &address);
+                return None;
+            }
+            Message::Publish(_)
+            | Message::Snapshot(_)
+            | Message::Ack(_)
+            | Message::Error(_)
+            | Message::Pong => self.federation.is_some(),
+            _ => false,
+        };
+        match (to_peer, &self.federation) {
+            (true, Some(peer)) => {
+                peer.do_send(FromRemote(decoded.message));
+                None
+            }
+            _ => Some(decoded),
         }
     }
 
@@ -622,6 +679,22 @@ impl Session {
     /// HELLO on a relay that requires tokens: the session opens only with a valid one; a
     /// refusal is told (ERROR 300/302) and the connection closed, so clients never hang.
     fn authenticate(&mut self, h: clasp_proto::Hello, ctx: &mut Context<Self>) {
+        self.hello_name = h.name.clone();
+        if h.features.has(FeatureSet::FEDERATION) {
+            if let Some(secret) = self.router.federation.config().token.clone() {
+                let given = h.token.as_deref().unwrap_or("");
+                if same_secret(given, &secret) {
+                    // The shared federation secret: a trusted router, everything allowed.
+                    self.hello(h.features, ctx);
+                    return;
+                }
+                if self.router.auth.is_none() {
+                    self.error(ctx, 300, "Invalid token: wrong federation token", None);
+                    self.close(ctx, CloseCode::Policy, "authentication failed");
+                    return;
+                }
+            }
+        }
         let Some(auth) = self.router.auth.clone() else {
             self.hello(h.features, ctx);
             return;
@@ -696,6 +769,13 @@ impl Session {
             token: None,
         };
         self.send(ctx, &Message::Welcome(welcome));
+        if features.has(FeatureSet::FEDERATION) {
+            // Routers sync what they declare (RequestSync), not the whole store.
+            if self.grant.is_some() {
+                ctx.run_interval(Duration::from_millis(500), |act, ctx| act.check_grant(ctx));
+            }
+            return;
+        }
         // The whole store, chunked by size; one empty SNAPSHOT if there is nothing (§7.1).
         // With auth, only what the session may read (WIRE §10.4 RECOMMENDED).
         let shards = self.router.shards().to_vec();
@@ -832,6 +912,11 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(peer) = self.federation.take() {
+            peer.do_send(crate::federation::CloseLink(Some(
+                "leaf disconnected".into(),
+            )));
+        }
         self.queue.close();
         self.router.unregister(&self.id);
         for shard in self.router.shards() {
@@ -911,4 +996,19 @@ impl Handler<Deliver> for Session {
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
         self.deliver(msg, ctx);
     }
+}
+
+/// Compares a presented federation token with the secret in constant time.
+fn same_secret(given: &str, secret: &str) -> bool {
+    use ring::digest::{digest, SHA256};
+    // Hash first so the comparison does not leak the secret's length either.
+    let (a, b) = (
+        digest(&SHA256, given.as_bytes()),
+        digest(&SHA256, secret.as_bytes()),
+    );
+    a.as_ref()
+        .iter()
+        .zip(b.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }

@@ -21,6 +21,7 @@ pub use subs::{SubKey, Subscriptions};
 
 use crate::clock::now_micros;
 use crate::config::RelayConfig;
+use crate::federation::{Federation, ForwardSet, Route};
 use crate::health::{ActorState, ActorTable};
 use crate::journal::{Append, AppendBatch, Body, Entry, Journal};
 use crate::messages::*;
@@ -93,6 +94,8 @@ pub struct Shard {
     /// mailbox is drained (one cross-thread wake-up per burst, not per SET).
     journal_buf: Vec<Append>,
     journal_flush_pending: bool,
+    /// Who owns which namespaces, when the relay is federated.
+    federation: Option<Federation>,
 }
 
 impl Shard {
@@ -118,7 +121,15 @@ impl Shard {
             restored: Vec::new(),
             journal_buf: Vec::new(),
             journal_flush_pending: false,
+            federation: None,
         }
+    }
+
+    /// Consults `federation`'s routes on every SET: writes to another router's namespace
+    /// are forwarded to it.
+    pub fn with_federation(mut self, federation: Federation) -> Self {
+        self.federation = Some(federation);
+        self
     }
 
     /// Logs accepted changes to `journal`; ACKs then wait until their entry is durable.
@@ -206,8 +217,48 @@ impl Shard {
             .any(|p| p.addresses.contains(address))
     }
 
-    /// Applies one SET and broadcasts it; errors go to the writer.
+    /// Where a write to `address` goes when another router owns it.
+    fn remote_owner(&self, address: &Address) -> Option<Route> {
+        let fed = self.federation.as_ref()?;
+        let routes = fed.routes();
+        if routes.is_empty() {
+            return None;
+        }
+        match routes.route(address.as_str()) {
+            None | Some(Route::Local) => None,
+            Some(r) => Some(r.clone()),
+        }
+    }
+
+    /// Applies one SET and broadcasts it; errors go to the writer. A write to another
+    /// router's namespace goes to that router instead, which answers the writer.
     fn set(&mut self, msg: ShardSet) {
+        match self.remote_owner(&msg.set.address) {
+            Some(Route::Link { peer, .. }) => {
+                peer.do_send(ForwardSet {
+                    origin: msg.origin,
+                    set: msg.set,
+                    ack: msg.ack,
+                });
+                return;
+            }
+            Some(Route::Unreachable { owner }) => {
+                let text = format!(
+                    "owner router '{owner}' of {} is unreachable",
+                    msg.set.address
+                );
+                reply(
+                    &msg.origin.recipient,
+                    &Message::Error(ErrorMessage::new(
+                        502,
+                        text,
+                        Some(msg.set.address.to_string()),
+                    )),
+                );
+                return;
+            }
+            _ => {}
+        }
         if self.reserved(&msg.set.address) {
             // A bundle holds this address: apply after it commits or aborts, in order.
             self.parked.push_back(msg);
@@ -471,6 +522,35 @@ impl Handler<ShardSet> for Shard {
     }
 }
 
+/// Param changes from their owner on another router, with the owner's revisions (one
+/// message per shard per batch). Applied only when newer than what this shard holds, then
+/// journaled and broadcast like any write.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ShardReplicate {
+    /// The federation link they came over.
+    pub origin: SessionRef,
+    /// The params.
+    pub params: Vec<clasp_proto::ParamState>,
+}
+
+impl Handler<ShardReplicate> for Shard {
+    type Result = ();
+    fn handle(&mut self, msg: ShardReplicate, ctx: &mut Context<Self>) {
+        let (now_us, now) = (now_micros(), Instant::now());
+        for state in &msg.params {
+            if self.reserved(&state.address) {
+                continue;
+            }
+            if let Some(echo) = self.store.apply_replica(state, now_us, now) {
+                self.record_set(&echo, &msg.origin.id, None);
+                self.broadcast_set(echo);
+            }
+        }
+        self.schedule_journal(ctx);
+    }
+}
+
 impl Handler<ShardPublish> for Shard {
     type Result = ();
     fn handle(&mut self, msg: ShardPublish, ctx: &mut Context<Self>) {
@@ -620,6 +700,14 @@ impl Handler<BundlePrepare> for Shard {
         let mut revisions: HashMap<&Address, u64> = HashMap::new();
         for set in &msg.sets {
             let refuse = |e: SetError| (e, set.address.to_string());
+            if let Some(Route::Link { owner, .. } | Route::Unreachable { owner }) =
+                self.remote_owner(&set.address)
+            {
+                return Err(refuse(SetError::RemoteOwner {
+                    address: set.address.to_string(),
+                    owner: owner.to_string(),
+                }));
+            }
             if self.reserved(&set.address) {
                 return Err(refuse(SetError::Busy {
                     address: set.address.to_string(),

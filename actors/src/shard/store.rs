@@ -43,6 +43,15 @@ pub enum SetError {
         /// The limit.
         max: usize,
     },
+    /// The address belongs to another router's namespace: a bundle cannot be applied across
+    /// routers all-or-nothing, so it is refused whole.
+    #[error("RemoteOwner: {address} is owned by router '{owner}'; bundles cannot write another router's namespace")]
+    RemoteOwner {
+        /// The address.
+        address: String,
+        /// The owning router.
+        owner: String,
+    },
     /// Another bundle holds this address between its prepare and commit.
     #[error("Busy: {address} is part of a bundle being applied")]
     Busy {
@@ -389,6 +398,56 @@ impl ParamStore {
         let mut echo = self.echo(set, revision);
         echo.value = value;
         Ok(Applied { echo, evicted })
+    }
+
+    /// Stores a param as its owner (another router) has it, with the owner's revision; the
+    /// SET to broadcast, or `None` when this store already has that revision or a newer one
+    /// (a copy that came a second way). Locks and strategies are the owner's business.
+    pub fn apply_replica(&mut self, state: &ParamState, now_us: u64, now: Instant) -> Option<Set> {
+        if let Some(p) = self.params.get_mut(&state.address) {
+            if p.revision >= state.revision {
+                return None;
+            }
+            p.value = state.value.clone();
+            p.revision = state.revision;
+            if let Some(w) = &state.writer {
+                p.writer = Arc::from(w.as_str());
+            }
+            p.timestamp = state.timestamp.unwrap_or(now_us);
+            self.touch(&state.address, now);
+        } else {
+            let max = self.limits.max_params;
+            if max != 0 && self.limits.total.load(Ordering::Relaxed) >= max {
+                match self.limits.eviction {
+                    Eviction::Reject => return None,
+                    _ => {
+                        self.evict_one()?;
+                    }
+                }
+            }
+            let seq = self.next_seq();
+            self.index(seq, &state.address);
+            self.params.insert(
+                state.address.clone(),
+                Param {
+                    value: state.value.clone(),
+                    revision: state.revision,
+                    writer: Arc::from(state.writer.as_deref().unwrap_or("federation")),
+                    timestamp: state.timestamp.unwrap_or(now_us),
+                    ttl: None,
+                    ttl_anchor: now,
+                    last_use: now,
+                    lock: None,
+                    created: seq,
+                    used: seq,
+                    history: None,
+                },
+            );
+            self.limits.total.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut set = Set::new(state.address.clone(), state.value.clone());
+        set.revision = Some(state.revision);
+        Some(set)
     }
 
     fn echo(&self, set: &Set, revision: u64) -> Set {
