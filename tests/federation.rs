@@ -30,7 +30,11 @@ fn leaf(id: &str, namespace: &str, hubs: &[&Relay], extra: &[&str]) -> Relay {
 }
 
 fn health(relay: &Relay) -> Json {
-    ureq::get(&format!("http://127.0.0.1:{}/health", relay.port))
+    health_at("127.0.0.1", relay.port)
+}
+
+fn health_at(host: &str, port: u16) -> Json {
+    ureq::get(&format!("http://{host}:{port}/health"))
         .timeout(Duration::from_secs(2))
         .call()
         .ok()
@@ -48,9 +52,16 @@ fn links(relay: &Relay) -> Vec<Json> {
 
 /// Waits until `relay` has `n` links in state `up`.
 fn wait_up(relay: &Relay, n: usize) {
+    wait_up_at("127.0.0.1", relay, n)
+}
+
+fn wait_up_at(host: &str, relay: &Relay, n: usize) {
     let deadline = Instant::now() + WITHIN;
     loop {
-        let l = links(relay);
+        let l = health_at(host, relay.port)["federation"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if l.iter().filter(|l| l["state"] == "up").count() >= n {
             return;
         }
@@ -472,4 +483,353 @@ fn a_restarted_leaf_with_persistence_resyncs_both_ways() {
         );
         eventually(&cb, "/site-a/kept", Value::Int(4)).await;
     });
+}
+
+/// A network namespace with a veth pair to the test's own namespace (`10.231.N.1` here,
+/// `10.231.N.2` inside); deleted on drop, also when the test panics.
+struct Netns {
+    name: String,
+    host_if: String,
+    inner_if: String,
+    host_ip: String,
+    inner_ip: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("runs ip");
+    assert!(
+        out.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn tc(args: &[&str]) {
+    let out = std::process::Command::new("tc")
+        .args(args)
+        .output()
+        .expect("runs tc");
+    assert!(
+        out.status.success(),
+        "tc {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let n = std::process::id() % 250 + 1;
+        let name = format!("clasp-fed-{}", std::process::id());
+        let ns = Netns {
+            host_if: format!("cfh{}", std::process::id() % 1_000_000),
+            inner_if: format!("cfn{}", std::process::id() % 1_000_000),
+            host_ip: format!("10.231.{n}.1"),
+            inner_ip: format!("10.231.{n}.2"),
+            name,
+        };
+        ip(&["netns", "add", &ns.name]);
+        ip(&[
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns.inner_if,
+        ]);
+        ip(&["link", "set", &ns.inner_if, "netns", &ns.name]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", ns.host_ip),
+            "dev",
+            &ns.host_if,
+        ]);
+        ip(&["link", "set", &ns.host_if, "up"]);
+        ns.exec_ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", ns.inner_ip),
+            "dev",
+            &ns.inner_if,
+        ]);
+        ns.exec_ip(&["link", "set", &ns.inner_if, "up"]);
+        ns.exec_ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn exec_ip(&self, args: &[&str]) {
+        let mut full = vec!["netns", "exec", &self.name, "ip"];
+        full.extend_from_slice(args);
+        ip(&full);
+    }
+
+    /// A command run inside the namespace.
+    fn command(&self, program: &str) -> std::process::Command {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Delay and loss on both ends of the link (tc netem), or none.
+    fn impair(&self, netem: Option<&str>) {
+        for (inside, dev) in [(false, &self.host_if), (true, &self.inner_if)] {
+            let mut args: Vec<String> = Vec::new();
+            if inside {
+                args.extend(["netns", "exec", &self.name, "tc"].map(String::from));
+            }
+            match netem {
+                Some(spec) => {
+                    args.extend(
+                        ["qdisc", "replace", "dev", dev, "root", "netem"].map(String::from),
+                    );
+                    args.extend(spec.split_whitespace().map(String::from));
+                }
+                None => args.extend(["qdisc", "del", "dev", dev, "root"].map(String::from)),
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            if inside {
+                ip(&args);
+            } else {
+                tc(&args);
+            }
+        }
+    }
+
+    /// Whether the kernel has the netem qdisc (some VM kernels are built without it).
+    fn has_netem(&self) -> bool {
+        let probe = std::process::Command::new("tc")
+            .args([
+                "qdisc",
+                "add",
+                "dev",
+                &self.host_if,
+                "root",
+                "netem",
+                "delay",
+                "1ms",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if probe {
+            let _ = std::process::Command::new("tc")
+                .args(["qdisc", "del", "dev", &self.host_if, "root"])
+                .status();
+        }
+        probe
+    }
+
+    /// Cuts (or restores) the link: both ends see the carrier go.
+    fn cut(&self, down: bool) {
+        ip(&[
+            "link",
+            "set",
+            &self.host_if,
+            if down { "down" } else { "up" },
+        ]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A relay bound to `host` (the common harness binds 127.0.0.1), optionally inside `ns`.
+fn relay_on(ns: Option<&Netns>, host: &str, extra: &[&str]) -> Relay {
+    let port = free_port();
+    let bin = env!("CARGO_BIN_EXE_clasp");
+    let mut cmd = match ns {
+        Some(ns) => ns.command(bin),
+        None => std::process::Command::new(bin),
+    };
+    cmd.args([
+        "relay",
+        "--host",
+        host,
+        "--ws-port",
+        &port.to_string(),
+        "--log-level",
+        "warn",
+    ])
+    .args(extra)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null());
+    let child = cmd.spawn().expect("the relay starts");
+    let relay = Relay { child, port };
+    // Health answers once it listens (checked from inside the namespace when there is one).
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let url = format!(
+            "http://{}:{}/health",
+            if host == "0.0.0.0" { "127.0.0.1" } else { host },
+            port
+        );
+        let up = match ns {
+            Some(ns) => ns
+                .command("curl")
+                .args(["-sf", "-o", "/dev/null", &url])
+                .status()
+                .is_ok_and(|s| s.success()),
+            None => ureq::get(&url)
+                .timeout(Duration::from_secs(1))
+                .call()
+                .is_ok(),
+        };
+        if up {
+            return relay;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "relay on {host}:{port} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `clasp get` run inside `ns` against a relay there: the value as JSON text, if any.
+fn get_in(ns: &Netns, port: u16, address: &str) -> Option<String> {
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_clasp"))
+        .args([
+            "--url",
+            &format!("ws://127.0.0.1:{port}"),
+            "--timeout",
+            "2",
+            "get",
+            address,
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    out.status.success().then_some(text)
+}
+
+fn set_in(ns: &Netns, port: u16, address: &str, value: &str) {
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_clasp"))
+        .args([
+            "--url",
+            &format!("ws://127.0.0.1:{port}"),
+            "set",
+            address,
+            value,
+        ])
+        .output()
+        .expect("runs clasp set");
+    assert!(
+        out.status.success(),
+        "clasp set failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_partitioned_site_keeps_working_and_both_sides_converge_when_it_heals() {
+    let ns = Netns::new();
+    // The hub listens on our end of the veth; leaf B beside it, leaf A inside the namespace.
+    let h = relay_on(None, &ns.host_ip, &["--federation-id", "hub"]);
+    let hub_url = format!("ws://{}:{}", ns.host_ip, h.port);
+    let fed = |id: &'static str, n: &'static str| {
+        vec![
+            "--federation-id".to_string(),
+            id.to_string(),
+            "--federation-namespace".to_string(),
+            n.to_string(),
+            "--federation-hub".to_string(),
+            hub_url.clone(),
+            "--federation-timeout".to_string(),
+            "800".to_string(),
+        ]
+    };
+    let a_args = fed("site-a", "/site-a/**");
+    let a = relay_on(
+        Some(&ns),
+        "0.0.0.0",
+        &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let b_args = fed("site-b", "/site-b/**");
+    let b = relay_on(
+        None,
+        "127.0.0.1",
+        &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    wait_up(&b, 1);
+    wait_up_at(&ns.host_ip, &h, 2);
+
+    // A slow, lossy link (30 ms each way, 3 % loss) where the kernel has netem: every
+    // write still arrives, in order.
+    let netem = ns.has_netem();
+    if netem {
+        ns.impair(Some("delay 30ms loss 3%"));
+    } else {
+        eprintln!("NOTE: this kernel has no sch_netem; the lossy-link phase runs unimpaired");
+    }
+    for i in 1..=20 {
+        set_in(&ns, a.port, "/site-a/fader", &i.to_string());
+    }
+    rt().block_on(async {
+        let cb = connect(&b).await;
+        assert_eq!(eventually(&cb, "/site-a/fader", Value::Int(20)).await, 20);
+    });
+    if netem {
+        ns.impair(None);
+    }
+
+    // Cut the site off; both sides keep serving their own clients.
+    ns.cut(true);
+    set_in(
+        &ns,
+        a.port,
+        "/site-a/during",
+        "\"written on a while cut off\"",
+    );
+    rt().block_on(async {
+        let cb = connect(&b).await;
+        cb.set("/site-b/during", "written on b while a was cut off")
+            .await
+            .expect("B's own namespace is unaffected");
+        // A's namespace is unreachable from B: refused, never silently kept.
+        assert_eq!(code_of(cb.set("/site-a/during", "from b").await), 502);
+    });
+    // Long enough for both ends to declare the link dead (6 s of silence).
+    std::thread::sleep(Duration::from_secs(8));
+    ns.cut(false);
+
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let on_a = get_in(&ns, a.port, "/site-b/during").unwrap_or_default();
+        let on_b = rt().block_on(async {
+            let cb = connect(&b).await;
+            cb.get("/site-a/during").await.ok().map(|p| p.value)
+        });
+        if on_a.contains("written on b") && on_b == Some(Value::from("written on a while cut off"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no convergence after the heal: on A {on_a:?}, on B {on_b:?}; links of A: {:#?}",
+            links(&b)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The owner's value won on both sides, with the owner's revision.
+    let on_a = get_in(&ns, a.port, "/site-a/during").unwrap_or_default();
+    assert!(
+        on_a.contains("written on a while cut off") && on_a.contains("revision 1"),
+        "{on_a}"
+    );
 }
