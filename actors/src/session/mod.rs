@@ -6,6 +6,7 @@
 mod appcheck;
 pub mod bundle;
 mod filter;
+pub mod info;
 pub mod outbound;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use crate::messages::*;
 use crate::router::{CloseSession, Router, SessionEntry};
 use crate::shard::{publish_qos, reply_frame, REPLY_HEADER};
 pub use filter::{SubState, Verdict};
+pub use info::{SessionInfo, SessionRow};
 pub use outbound::{OutboundQueue, Outgoing, Pushed};
 
 /// Prefix of P2P signalling addresses (WIRE §7.6).
@@ -76,6 +78,8 @@ pub struct Session {
     me: Option<SessionRef>,
     /// What the token allows; `None` when the relay runs open (everything allowed).
     grant: Option<Arc<Grant>>,
+    /// Name, transport and activity for the session listing; set at HELLO.
+    info: Option<Arc<SessionInfo>>,
 }
 
 impl Session {
@@ -94,6 +98,7 @@ impl Session {
             behind_since: None,
             me: None,
             grant: None,
+            info: None,
         }
     }
 
@@ -220,6 +225,7 @@ impl Session {
                         });
                     }
                 }
+                self.note_subscriptions();
             }
             Message::Set(set) if !self.may(Action::Write, set.address.as_str()) => {
                 self.deny(ctx, Action::Write, set.address.as_str());
@@ -326,6 +332,15 @@ impl Session {
         }
         self.subs
             .insert(s.id, SubState::new(s.pattern, s.types, s.options));
+        self.note_subscriptions();
+    }
+
+    /// Publishes the subscription count to the session listing.
+    fn note_subscriptions(&self) {
+        if let Some(info) = &self.info {
+            info.subscriptions
+                .store(self.subs.len(), std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn set(&mut self, set: Set, qos: QoS) {
@@ -623,7 +638,7 @@ impl Session {
     /// refusal is told (ERROR 300/302) and the connection closed, so clients never hang.
     fn authenticate(&mut self, h: clasp_proto::Hello, ctx: &mut Context<Self>) {
         let Some(auth) = self.router.auth.clone() else {
-            self.hello(h.features, ctx);
+            self.hello(h.features, h.name, ctx);
             return;
         };
         let token = h.token.unwrap_or_default();
@@ -641,7 +656,7 @@ impl Session {
                         Ok(grant) => {
                             tracing::debug!(session = %act.id, subject = %grant.subject, "authenticated");
                             act.grant = Some(grant);
-                            act.hello(h.features, ctx);
+                            act.hello(h.features, h.name, ctx);
                         }
                         Err(denial) => {
                             act.error(ctx, denial.code(), denial.to_string(), None);
@@ -669,9 +684,23 @@ impl Session {
         }
     }
 
-    fn hello(&mut self, features: FeatureSet, ctx: &mut Context<Self>) {
+    fn hello(&mut self, features: FeatureSet, name: String, ctx: &mut Context<Self>) {
         self.phase = Phase::Open;
         self.features = features;
+        let transport = if self.router.config.tls.is_some() {
+            "websocket+tls"
+        } else {
+            "websocket"
+        };
+        let info = Arc::new(SessionInfo::new(
+            name,
+            transport,
+            self.grant.as_ref().map(|g| g.subject.clone()),
+            self.grant
+                .as_ref()
+                .map(|g| g.scopes.iter().map(ToString::to_string).collect()),
+        ));
+        self.info = Some(info.clone());
         let me = SessionRef {
             key: self.key,
             id: self.id.clone(),
@@ -684,6 +713,7 @@ impl Session {
                 close: ctx.address().recipient(),
                 deliver: me.recipient.clone(),
                 queue: self.queue.clone(),
+                info,
             },
         );
         self.me = Some(me);
@@ -851,6 +881,9 @@ impl Handler<Inbound> for Session {
         self.last_inbound = Instant::now();
         let counters = &self.router.counters;
         Counters::bump(&counters.frames_in);
+        if let Some(info) = &self.info {
+            Counters::bump(&info.frames_in);
+        }
         counters
             .bytes_in
             .fetch_add(msg.data.len() as u64, std::sync::atomic::Ordering::Relaxed);
