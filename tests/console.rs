@@ -279,3 +279,26 @@ fn console_is_served_at_root_without_taking_the_websocket_path() {
         .arg(format!("ws://127.0.0.1:{}/", relay.port));
     run_ok(cmd, Duration::from_secs(30), "a CLASP client on /");
 }
+
+/// With auth on, the console connects with the token from its token field; a fader inside
+/// the token's write scope works, one outside it is refused (ERROR 301), locked and reset.
+#[test]
+fn with_auth_the_token_field_and_write_scopes_decide() {
+    let relay = common::auth::AuthRelay::start("console-scopes", &[]);
+    let limited = relay.guest(&["read:/**", "write:/e2e/open/**"]);
+    scenario(
+        &relay.relay,
+        "scopes",
+        &[
+            ("ADMIN_TOKEN", relay.admin.clone()),
+            ("LIMITED_TOKEN", limited),
+        ],
+        &[
+            "without a token the console is refused",
+            "admin-only panels say they need the admin token",
+            "a fader inside the token's write scope sets the param",
+            "a fader outside the token's write scope is refused, locked and reset",
+            "with the admin token the sessions panel lists the sessions",
+        ],
+    );
+}

@@ -27,6 +27,9 @@ const host = {
   get scopes() {
     return scopes;
   },
+  get selfId() {
+    return session?.id ?? '';
+  },
   set(address: string, value: Value) {
     const e = store.entries.get(address);
     if (e) {
@@ -63,6 +66,7 @@ function onParam(address: string, value: Value, revision: number | undefined, wr
   const e = store.entry(address, 'param', value);
   e.signal = 'param';
   e.value = value;
+  e.confirmed = value;
   if (revision !== undefined) e.revision = revision;
   if (writer !== undefined) {
     e.writer = writer;
@@ -109,6 +113,7 @@ function connect(url: string, token: string) {
         const e = store.entries.get(address);
         if (e) {
           e.refused = `${code} ${text}`;
+          e.value = e.confirmed;
           store.dirty = true;
         }
       }

@@ -270,7 +270,7 @@ function table(head: string[], rows: Array<{ attrs: Record<string, string>; cell
     for (const c of r.cells) {
       const td = row.insertCell();
       if (c instanceof HTMLElement) td.appendChild(c);
-      else td.textContent = String(c);
+      else td.textContent = td.title = String(c);
     }
   }
   return t;

@@ -27,6 +27,8 @@ export interface Entry {
   hi: number;
   /** The relay refused a write here (scope). */
   refused: string | undefined;
+  /** The last value the relay reported (a refused drag falls back to it). */
+  confirmed: Value | undefined;
 }
 
 export interface TreeNode {
@@ -120,6 +122,7 @@ export class Store {
       lo,
       hi,
       refused: undefined,
+      confirmed: undefined,
     };
     this.entries.set(address, e);
     let node = this.root;

@@ -18,6 +18,8 @@ export interface TreeHost {
   names: Map<string, string>;
   /** The console session's own write scopes; `null` when the relay runs open. */
   scopes: string[] | null;
+  /** The console's own session id (its writes show as "this console"). */
+  selfId: string;
 }
 
 interface RowEls {
@@ -217,7 +219,8 @@ export class TreeView {
     }
     r.rev.textContent = e.revision === undefined ? '' : String(e.revision);
     const w = e.writer;
-    r.writer.textContent = w ? this.host.names.get(w) ?? w.slice(0, 8) : e.signal === 'param' ? '…' : '';
+    const who = w === this.host.selfId ? 'this console' : w ? this.host.names.get(w) ?? w.slice(0, 8) : undefined;
+    r.writer.textContent = who ?? (e.signal === 'param' ? '…' : '');
     r.writer.title = w ?? '';
     r.age.textContent = e.updated ? age(now - e.updated) : '';
     if (e.signal === 'param' && e.revision !== undefined && e.writerRevision !== e.revision) {

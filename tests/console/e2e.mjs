@@ -36,8 +36,8 @@ const ok = (what) => console.log(`ok: ${what}`);
 const figure = (what) => console.log(`figure: ${what}`);
 const clients = [];
 
-async function client(name) {
-  const c = new Clasp(relayWs, { name, reconnect: false });
+async function client(name, token) {
+  const c = new Clasp(relayWs, { name, reconnect: false, ...(token ? { token } : {}) });
   await c.connect(5000);
   clients.push(c);
   return c;
@@ -60,7 +60,8 @@ async function until(what, ms, check) {
 }
 
 const external = [];
-async function openConsole(browser) {
+let expectRefusals = false;
+async function openConsole(browser, query = '', waitOpen = true) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   // The page must work offline: anything not on loopback is refused and counted.
   await context.route('**/*', (route) => {
@@ -73,10 +74,12 @@ async function openConsole(browser) {
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(m.text());
+    // A limited token is refused by the admin listings: Chromium logs each 401/403.
+    const refused = /Failed to load resource: .* (401|403)/.test(m.text());
+    if (m.type() === 'error' && !(expectRefusals && refused)) pageErrors.push(m.text());
   });
-  await page.goto(consoleUrl, { timeout: 15000 });
-  await page.waitForSelector('#status[data-state="open"]', { timeout: 10000 });
+  await page.goto(consoleUrl + query, { timeout: 15000 });
+  if (waitOpen) await page.waitForSelector('#status[data-state="open"]', { timeout: 10000 });
   return { page, pageErrors };
 }
 
@@ -264,7 +267,57 @@ async function scale(page) {
   ok(`${N} addresses render and scroll`);
 }
 
-const scenarios = { load, fader, bridge_down: bridgeDown, scale };
+/** With auth on: the token field's token is used; faders where its scopes do not reach lock. */
+async function scopes(browser) {
+  const admin = process.env.ADMIN_TOKEN;
+  const limited = process.env.LIMITED_TOKEN;
+  assert.ok(admin && limited, 'ADMIN_TOKEN and LIMITED_TOKEN are set');
+  const seed = await client('e2e-admin', admin);
+  seed.set('/e2e/open/a', 0.2);
+  seed.set('/e2e/closed/b', 0.2);
+  const got = [];
+  seed.on('/e2e/**', (value, address) => got.push({ address, value }));
+
+  // No token: the relay refuses the session and the page says so.
+  const bare = await openConsole(browser, '', false);
+  await until('refusal shown', 5000, () => bare.page.locator('#status').getAttribute('data-state').then((s) => s !== 'open'));
+  ok('without a token the console is refused');
+  await bare.page.close();
+
+  expectRefusals = true;
+  const { page, pageErrors } = await openConsole(browser, `?token=${encodeURIComponent(limited)}`);
+  await page.waitForSelector(`${row('/e2e/closed/b')} .fader`, { timeout: 5000 });
+  await until('admin panels refuse the limited token', 5000, () => page.locator('#sessions').textContent().then((t) => t.includes('needs the admin token')));
+  ok('admin-only panels say they need the admin token');
+  const drag = async (address, to) => {
+    const box = await page.locator(`${row(address)} .fader`).boundingBox();
+    await page.mouse.move(box.x + box.width * 0.2, box.y + box.height / 2);
+    await page.mouse.down();
+    for (let i = 1; i <= 6; i++) {
+      await page.mouse.move(box.x + box.width * (0.2 + ((to - 0.2) * i) / 6), box.y + box.height / 2);
+      await sleep(16);
+    }
+    await page.mouse.up();
+  };
+  await drag('/e2e/open/a', 0.8);
+  await until('the allowed drag at the subscriber', 3000, () => got.some((g) => g.address === '/e2e/open/a' && Math.abs(g.value - 0.8) < 0.03));
+  ok('a fader inside the token\'s write scope sets the param');
+  await drag('/e2e/closed/b', 0.9);
+  await page.waitForSelector(`${row('/e2e/closed/b')} .fader.locked`, { timeout: 3000 });
+  await until('the refused fader back at the relay value', 3000, () => page.locator(`${row('/e2e/closed/b')} .num`).textContent().then((t) => t === '0.200'));
+  assert.ok(!got.some((g) => g.address === '/e2e/closed/b' && g.value !== 0.2), 'no write outside the scope reached a subscriber');
+  ok('a fader outside the token\'s write scope is refused, locked and reset');
+  await shot(page, 'scopes');
+  assert.deepEqual(pageErrors, [], 'no errors in the limited page');
+  expectRefusals = false;
+
+  const adminPage = await openConsole(browser, `?token=${encodeURIComponent(admin)}`);
+  await until('sessions listed for the admin', 5000, () => adminPage.page.locator('#sessions').textContent().then((t) => t.includes('e2e-admin')));
+  ok('with the admin token the sessions panel lists the sessions');
+  return adminPage;
+}
+
+const scenarios = { load, fader, bridge_down: bridgeDown, scale, scopes };
 let browser;
 let failed = false;
 const guard = setTimeout(() => {
@@ -279,8 +332,8 @@ try {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const { page, pageErrors } = await openConsole(browser);
-  await run(page);
+  const { page, pageErrors } = scenario === 'scopes' ? await run(browser) : await openConsole(browser);
+  if (scenario !== 'scopes') await run(page);
   assert.deepEqual(pageErrors, [], 'no errors in the page');
   assert.deepEqual(external, [], 'no request left loopback');
   ok('no page errors and no request left loopback');
