@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use clasp_actors::{AuthConfig, RelayConfig};
 use clasp_proto::*;
-use futures_util::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
