@@ -71,7 +71,7 @@ PY
 fi
 
 # The web console (console/, docs/console.md): its npm packages (Vite, TypeScript, the
-# official client it bundles, and playwright-core for its browser tests, which drive the
+# official client it bundles, vitest, and playwright-core for its browser tests, which drive the
 # Debian chromium above; no browser is downloaded), then its build into console/dist, which
 # build.rs embeds into the clasp binary. Reinstalled when the lockfile changed, rebuilt when
 # a source is newer than the build.

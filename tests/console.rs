@@ -302,3 +302,31 @@ fn with_auth_the_token_field_and_write_scopes_decide() {
         ],
     );
 }
+
+/// The console's pure logic (pattern matching, tree flattening, the /metrics parser) under
+/// vitest, installed with the console by `scripts/setup.sh`.
+#[test]
+fn front_end_logic_unit_tests_pass() {
+    let dir = repo().join("console");
+    let vitest = dir.join("node_modules/vitest/vitest.mjs");
+    assert!(
+        vitest.exists(),
+        "vitest is not installed in console/: run scripts/setup.sh"
+    );
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&dir)
+        .arg(&vitest)
+        .args(["run", "--reporter=verbose"])
+        .env("NO_COLOR", "1")
+        .env("CI", "1");
+    let out = run_with_timeout(cmd, Duration::from_secs(120), "vitest run");
+    let text = format!("{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.status.is_some_and(|s| s.success()),
+        "vitest failed:\n{text}"
+    );
+    assert!(
+        text.contains("passed") && !text.contains("failed"),
+        "vitest did not report only passes:\n{text}"
+    );
+}

@@ -76,6 +76,8 @@ export class Panels {
   private timer: number | undefined;
   private readonly figures: Figure[] = FIGURES.map(([label, metric, rate]) => ({ label, metric, rate, points: [], last: undefined }));
   private lastRates = new Map<string, { frames: number; at: number }>();
+  /** Supervised actors' states from the last /health (a bridge's supervisor says "restarting"). */
+  private actors: Record<string, { state: string; restarts: number }> = {};
 
   constructor(
     private readonly els: { bridges: HTMLElement; sessions: HTMLElement; federation: HTMLElement; metrics: HTMLElement },
@@ -145,9 +147,11 @@ export class Panels {
         ['bridge', 'kind', 'state', 'in', 'out', 'bad', 'refused', 'restarts', 'last error'],
         body.bridges.map((b) => {
           const state = b.up ? 'up' : 'down';
+          const supervisor = this.actors[b.name]?.state;
+          const shown = !b.up && supervisor && supervisor !== 'running' ? `down (${supervisor})` : state;
           return {
             attrs: { 'data-bridge': b.name, 'data-state': state },
-            cells: [b.name, b.kind, badge(state, b.up ? 'ok' : 'bad'), b.received, b.sent, b.bad_input, b.refused, b.restarts, b.last_error ?? ''],
+            cells: [b.name, b.kind, badge(shown, b.up ? 'ok' : 'bad'), b.received, b.sent, b.bad_input, b.refused, b.restarts, b.last_error ?? ''],
           };
         }),
       ),
@@ -176,8 +180,12 @@ export class Panels {
   }
 
   private async pollHealth(): Promise<void> {
-    const body = await this.json<{ federation?: FederationLink[] }>('/health', this.els.federation);
+    const body = await this.json<{ federation?: FederationLink[]; actors?: Record<string, { state: string; restarts: number }> }>(
+      '/health',
+      this.els.federation,
+    );
     if (!body) return;
+    this.actors = body.actors ?? {};
     const links = Array.isArray(body.federation) ? body.federation : [];
     if (links.length === 0) {
       this.els.federation.replaceChildren(note('no federation links'));
