@@ -92,7 +92,7 @@ fn page_loads_and_shows_live_values_events_streams_and_panels() {
             "booleans show as toggles, strings as text",
             "the writer column names the last writer",
             "the revision column counts the writes",
-            "events appear in the event log",
+            "events flash their row and appear in the event log",
             "streams draw as sparklines",
             "the sessions panel lists the console and the writer",
             "relay figures from /metrics are charted",

@@ -139,9 +139,12 @@ async function load(page) {
   assert.equal(rev, '20', 'revision after 20 sets');
   ok('the revision column counts the writes');
 
+  // The row flashes (600 ms) when the event arrives: watch for it from before the emit.
+  const flashed = page.waitForSelector(`${row('/e2e/cue/go')}.flash`, { timeout: 2000 });
   writer.emit('/e2e/cue/go', 'intro');
+  await flashed;
   await until('event in the log', 2000, () => page.locator('#log').textContent().then((t) => t.includes('/e2e/cue/go') && t.includes('intro')));
-  ok('events appear in the event log');
+  ok('events flash their row and appear in the event log');
 
   for (let i = 0; i < 45; i++) {
     writer.stream('/e2e/lfo', Math.sin(i / 4));
