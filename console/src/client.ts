@@ -15,6 +15,8 @@ export interface Handlers {
   publish(address: string, signal: Signal, value: Value | undefined, samples?: number[]): void;
   /** A router ERROR. */
   error(code: number, message: string, address?: string): void;
+  /** A new session began (WELCOME): revisions seen before may have restarted with the relay. */
+  welcome(): void;
   /** Connection state for the header. */
   state(state: 'connecting' | 'open' | 'closed', detail: string): void;
 }
@@ -89,6 +91,7 @@ export class Session {
       case 'WELCOME':
         this.id = msg.session;
         this.backoff = 500;
+        h.welcome();
         h.state('open', `${msg.name} · session ${msg.session.slice(0, 8)}`);
         this.send({ type: 'SUBSCRIBE', id: 1, pattern: '/**' } as Message);
         break;

@@ -64,6 +64,9 @@ const panels = new Panels(
 
 function onParam(address: string, value: Value, revision: number | undefined, writer?: string, timestampUs?: number) {
   const e = store.entry(address, 'param', value);
+  // A GET's answer can arrive after a newer SET broadcast: revisions only grow, so an older
+  // row is stale and must not put an old value back.
+  if (revision !== undefined && e.revision !== undefined && revision < e.revision) return;
   e.signal = 'param';
   e.value = value;
   e.confirmed = value;
@@ -108,6 +111,13 @@ function connect(url: string, token: string) {
   session = new Session(url, token, {
     param: onParam,
     publish: onPublish,
+    welcome() {
+      // The relay may have restarted (revisions from 1 again): forget the old ones.
+      for (const e of store.entries.values()) {
+        e.revision = undefined;
+        e.writerRevision = undefined;
+      }
+    },
     error(code, text, address) {
       if (address && code >= 300 && code < 400) {
         const e = store.entries.get(address);
