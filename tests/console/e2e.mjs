@@ -285,7 +285,9 @@ async function scopes(browser) {
 
   // No token: the relay refuses the session and the page says so.
   const bare = await openConsole(browser, '', false);
-  await until('refusal shown', 5000, () => bare.page.locator('#status').getAttribute('data-state').then((s) => s !== 'open'));
+  await until('refusal shown', 5000, () => bare.page.locator('#message').textContent().then((t) => t.includes('relay error 300')));
+  await until('session closed', 5000, () => bare.page.locator('#status').getAttribute('data-state').then((s) => s === 'closed'));
+  assert.equal(await bare.page.evaluate(() => window.claspConsole.addresses), 0, 'nothing was shown without a token');
   ok('without a token the console is refused');
   await bare.page.close();
 
