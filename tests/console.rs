@@ -298,7 +298,7 @@ fn with_auth_the_token_field_and_write_scopes_decide() {
             "admin-only panels say they need the admin token",
             "a fader inside the token's write scope sets the param",
             "a fader outside the token's write scope is refused, locked and reset",
-            "with the admin token the sessions panel lists the sessions",
+            "with the admin token the sessions and bridges panels list",
         ],
     );
 }

@@ -294,7 +294,9 @@ async function scopes(browser) {
   expectRefusals = true;
   const { page, pageErrors } = await openConsole(browser, `?token=${encodeURIComponent(limited)}`);
   await page.waitForSelector(`${row('/e2e/closed/b')} .fader`, { timeout: 5000 });
-  await until('admin panels refuse the limited token', 5000, () => page.locator('#sessions').textContent().then((t) => t.includes('needs the admin token')));
+  await until('admin panels refuse the limited token', 5000, async () =>
+    (await page.locator('#sessions').textContent()).includes('/api/v1/sessions: needs the admin token') &&
+    (await page.locator('#bridges').textContent()).includes('/api/v1/bridges: needs the admin token'));
   ok('admin-only panels say they need the admin token');
   const drag = async (address, to) => {
     const box = await page.locator(`${row(address)} .fader`).boundingBox();
@@ -320,7 +322,8 @@ async function scopes(browser) {
 
   const adminPage = await openConsole(browser, `?token=${encodeURIComponent(admin)}`);
   await until('sessions listed for the admin', 5000, () => adminPage.page.locator('#sessions').textContent().then((t) => t.includes('e2e-admin')));
-  ok('with the admin token the sessions panel lists the sessions');
+  await until('bridges listed for the admin', 5000, () => adminPage.page.locator('#bridges').textContent().then((t) => t.includes('no bridges on this relay')));
+  ok('with the admin token the sessions and bridges panels list');
   return adminPage;
 }
 
