@@ -5,6 +5,9 @@
 import { PROTOCOL_VERSION, QoS, WS_SUBPROTOCOL, decode, encode } from '@clasp-to/core';
 import type { Message, Value } from '@clasp-to/core';
 
+/** Updates per second per address the console asks for. */
+export const MAX_RATE = 30;
+
 export type Signal = 'param' | 'event' | 'stream' | 'gesture' | 'timeline';
 
 /** What the session reports to the console. */
@@ -93,7 +96,10 @@ export class Session {
         this.backoff = 500;
         h.welcome();
         h.state('open', `${msg.name} · session ${msg.session.slice(0, 8)}`);
-        this.send({ type: 'SUBSCRIBE', id: 1, pattern: '/**' } as Message);
+        // At most 30 updates a second per address (the relay holds the latest and sends it
+        // when the interval has passed; events are never held): what a 30 fps view can
+        // show, and a busy show cannot flood the browser.
+        this.send({ type: 'SUBSCRIBE', id: 1, pattern: '/**', options: { maxRate: MAX_RATE } } as Message);
         break;
       case 'SNAPSHOT':
         for (const p of msg.params) h.param(p.address, p.value, p.revision, p.writer, p.timestamp);

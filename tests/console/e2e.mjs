@@ -112,7 +112,7 @@ async function load(page) {
 
   const writer = await client('e2e-writer');
   // A value set by a CLASP client shows up; the figure is the time from set() to the frame
-  // that shows it (the bound asserted is a generous liveness one).
+  // that shows it (the bound asserted is a generous liveness one), 40 ms apart.
   const delays = [];
   for (let i = 1; i <= 20; i++) {
     const v = i / 40;
@@ -121,6 +121,9 @@ async function load(page) {
     const seen = seenAt(page, '/e2e/dimmer', text, 2000);
     writer.set('/e2e/dimmer', v);
     delays.push((await seen) - t0);
+    // Writes closer than 1/30 s to one address are held by the console's max rate: space
+    // them so the figure is the path's latency, not the hold.
+    await sleep(40);
   }
   delays.sort((a, b) => a - b);
   figure(`set-to-visible latency over ${delays.length} sets: median ${delays[10].toFixed(1)} ms, max ${delays.at(-1).toFixed(1)} ms`);
