@@ -43,13 +43,18 @@ fn require_browser() {
 /// Runs `e2e.mjs <scenario>` against `relay`; returns its output after checking it passed
 /// and printed every `ok:` line in `expect`.
 fn scenario(relay: &Relay, name: &str, env: &[(&str, String)], expect: &[&str]) -> String {
+    scenario_on(relay.port, name, env, expect)
+}
+
+/// [`scenario`] against whatever relay listens on `port` (or the one the script starts there).
+fn scenario_on(port: u16, name: &str, env: &[(&str, String)], expect: &[&str]) -> String {
     require_browser();
     let mut cmd = node();
     cmd.current_dir(repo().join("tests/console"))
         .arg("e2e.mjs")
         .arg(name)
-        .env("CONSOLE_URL", format!("http://127.0.0.1:{}/", relay.port))
-        .env("RELAY_WS", relay.url())
+        .env("CONSOLE_URL", format!("http://127.0.0.1:{port}/"))
+        .env("RELAY_WS", format!("ws://127.0.0.1:{port}"))
         .env("ARTIFACTS", repo().join("target/console-artifacts"))
         .env("CHROMIUM", CHROMIUM);
     for (k, v) in env {
@@ -328,5 +333,22 @@ fn front_end_logic_unit_tests_pass() {
     assert!(
         text.contains("passed") && !text.contains("failed"),
         "vitest did not report only passes:\n{text}"
+    );
+}
+
+/// A relay restarted under an open console (state lost, revisions from 1 again): the page
+/// reconnects by itself and shows the new values with their new revisions. The script
+/// starts and kills this relay itself (the real binary), so it can reuse the port.
+#[test]
+fn the_console_reconnects_after_a_relay_restart() {
+    scenario_on(
+        free_port(),
+        "reconnect",
+        &[("CLASP_BIN", env!("CARGO_BIN_EXE_clasp").to_string())],
+        &[
+            "the page shows the relay gone",
+            "the page reconnects by itself",
+            "values after the restart show, with the new revisions",
+        ],
     );
 }

@@ -61,6 +61,7 @@ async function until(what, ms, check) {
 
 const external = [];
 let expectRefusals = false;
+let expectOutage = false;
 async function openConsole(browser, query = '', waitOpen = true) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   // The page must work offline: anything not on loopback is refused and counted.
@@ -76,7 +77,9 @@ async function openConsole(browser, query = '', waitOpen = true) {
   page.on('console', (m) => {
     // A limited token is refused by the admin listings: Chromium logs each 401/403.
     const refused = /Failed to load resource: .* (401|403)/.test(m.text());
-    if (m.type() === 'error' && !(expectRefusals && refused)) pageErrors.push(m.text());
+    // While the relay is down (reconnect scenario) Chromium logs each refused connection.
+    const outage = /ERR_CONNECTION_REFUSED|WebSocket connection to .* failed/.test(m.text());
+    if (m.type() === 'error' && !(expectRefusals && refused) && !(expectOutage && outage)) pageErrors.push(m.text());
   });
   await page.goto(consoleUrl + query, { timeout: 15000 });
   if (waitOpen) await page.waitForSelector('#status[data-state="open"]', { timeout: 10000 });
@@ -330,7 +333,54 @@ async function scopes(browser) {
   return adminPage;
 }
 
-const scenarios = { load, fader, bridge_down: bridgeDown, scale, scopes };
+/**
+ * The relay restarts (state lost, revisions from 1 again) under an open console: the page
+ * reconnects by itself and shows the new values, not the old ones. This scenario runs its
+ * own relay (CLASP_BIN) so it can stop and start it on the same port.
+ */
+async function reconnect(browser) {
+  const { spawn } = await import('node:child_process');
+  const bin = process.env.CLASP_BIN;
+  const port = new URL(consoleUrl).port;
+  assert.ok(bin && port, 'CLASP_BIN and the port are set');
+  const start = async () => {
+    const child = spawn(bin, ['relay', '--host', '127.0.0.1', '--ws-port', port, '--log-level', 'warn'], { stdio: 'ignore' });
+    await until('the relay listening', 10000, () => fetch(`${consoleUrl}healthz`).then((r) => r.ok).catch(() => false));
+    return child;
+  };
+  const stop = async (child) => {
+    child.kill('SIGKILL');
+    await until('the relay gone', 10000, () => fetch(`${consoleUrl}healthz`).then(() => false).catch(() => true));
+  };
+  let relay = await start();
+  try {
+    const opened = await openConsole(browser);
+    const page = opened.page;
+    let c = await client('e2e-before');
+    for (let i = 1; i <= 5; i++) c.set('/e2e/restart/x', i / 10);
+    await seenAt(page, '/e2e/restart/x', '0.500', 3000);
+    assert.equal(await page.locator(`${row('/e2e/restart/x')} .c-rev`).textContent(), '5');
+    c.close();
+    expectOutage = true;
+    await stop(relay);
+    await until('the page notices', 5000, () => page.locator('#status').getAttribute('data-state').then((s) => s !== 'open'));
+    ok('the page shows the relay gone');
+    relay = await start();
+    await page.waitForSelector('#status[data-state="open"]', { timeout: 15000 });
+    ok('the page reconnects by itself');
+    c = await client('e2e-after');
+    c.set('/e2e/restart/x', 0.25);
+    await seenAt(page, '/e2e/restart/x', '0.250', 3000);
+    assert.equal(await page.locator(`${row('/e2e/restart/x')} .c-rev`).textContent(), '1');
+    ok('values after the restart show, with the new revisions');
+    await shot(page, 'reconnected');
+    return opened;
+  } finally {
+    relay.kill('SIGKILL');
+  }
+}
+
+const scenarios = { load, fader, bridge_down: bridgeDown, scale, scopes, reconnect };
 let browser;
 let failed = false;
 const guard = setTimeout(() => {
@@ -345,8 +395,9 @@ try {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const { page, pageErrors } = scenario === 'scopes' ? await run(browser) : await openConsole(browser);
-  if (scenario !== 'scopes') await run(page);
+  const ownPage = scenario === 'scopes' || scenario === 'reconnect';
+  const { page, pageErrors } = ownPage ? await run(browser) : await openConsole(browser);
+  if (!ownPage) await run(page);
   assert.deepEqual(pageErrors, [], 'no errors in the page');
   assert.deepEqual(external, [], 'no request left loopback');
   ok('no page errors and no request left loopback');
