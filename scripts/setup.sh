@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(cmake pkg-config libssl-dev libasound2-dev mosquitto mosquitto-clients jackd2 liblo-tools systemd)
+APT_PACKAGES=(cmake pkg-config libssl-dev libasound2-dev mosquitto mosquitto-clients jackd2 liblo-tools systemd chromium)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -67,5 +67,28 @@ PY
     echo "setup: installing the bridge test peers (tests/bridges/requirements.txt)"
     python3 -m pip install -q -r tests/bridges/requirements.txt \
       || python3 -m pip install -q --break-system-packages -r tests/bridges/requirements.txt
+  fi
+fi
+
+# The web console (console/, docs/console.md): its npm packages (Vite, TypeScript, the
+# official client it bundles, vitest, and playwright-core for its browser tests, which drive the
+# Debian chromium above; no browser is downloaded), then its build into console/dist, which
+# build.rs embeds into the clasp binary. Reinstalled when the lockfile changed, rebuilt when
+# a source is newer than the build.
+if [ -f console/package.json ]; then
+  if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    echo "setup: the web console needs Node.js 20 or later (with npm)" >&2
+    exit 1
+  fi
+  if [ ! -f console/node_modules/.package-lock.json ] \
+    || [ console/package-lock.json -nt console/node_modules/.package-lock.json ]; then
+    echo "setup: installing the web console's npm packages"
+    (cd console && npm ci --no-audit --no-fund --silent)
+  fi
+  if [ ! -f console/dist/index.html ] \
+    || [ -n "$(find console/src console/index.html console/package-lock.json console/vite.config.ts \
+      -newer console/dist/index.html -print -quit)" ]; then
+    echo "setup: building the web console (console/dist)"
+    (cd console && npm run --silent build >/dev/null)
   fi
 fi

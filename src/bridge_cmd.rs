@@ -179,7 +179,9 @@ pub fn run_relay(
 ) -> anyhow::Result<()> {
     let reload_log_level = args.config.is_some();
     let host = args.host.clone();
-    let mounts = args.bridges.mounts(&host);
+    let registry = BridgeRegistry::default();
+    let mut mounts = args.bridges.mounts(&host);
+    mounts.push(crate::console::mount(registry.clone()));
     let bridges = args.bridges.clone();
     let config = args.into_config().context("invalid relay settings")?;
     let system = actix::System::new();
@@ -187,7 +189,6 @@ pub fn run_relay(
         let relay = Relay::start_with(config, mounts).context("relay failed to start")?;
         let router = relay.router().clone();
         let source = LinkSource::Local(router.clone());
-        let registry = BridgeRegistry::default();
         router.metrics.add(std::sync::Arc::new(registry.clone()));
         let mut handles = Vec::new();
         for spec in bridges.specs(&host).into_iter().chain(file_bridges) {

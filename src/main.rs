@@ -5,6 +5,7 @@ mod bridge_cmd;
 mod cli;
 mod client_cmd;
 mod config_file;
+mod console;
 mod token_cmd;
 
 use clap::Parser;

@@ -21,6 +21,7 @@ pub mod relay;
 pub mod router;
 pub mod rules;
 pub mod session;
+pub mod sessions_api;
 pub mod shard;
 pub mod tls;
 

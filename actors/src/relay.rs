@@ -195,6 +195,7 @@ impl Relay {
                 .configure(crate::auth::http::routes)
                 .app_data(web::Data::new(rules_api.clone()))
                 .configure(crate::rules::http::routes)
+                .configure(crate::sessions_api::routes)
                 .configure(|cfg| {
                     for mount in mounts.iter() {
                         mount(cfg, &app_router);

@@ -75,6 +75,8 @@ pub struct SessionEntry {
     pub deliver: Recipient<crate::messages::Deliver>,
     /// Its outbound queue (depth for /metrics).
     pub queue: Arc<crate::session::outbound::OutboundQueue>,
+    /// Name, transport and activity (the session listing).
+    pub info: Arc<crate::session::SessionInfo>,
 }
 
 /// How far the journal's disk commits trail what it accepted (/metrics).
@@ -228,6 +230,21 @@ impl Router {
             let n = q.len();
             (sum + n, max.max(n))
         })
+    }
+
+    /// Every open session, ordered by when it connected (`GET /api/v1/sessions`).
+    pub fn session_rows(&self) -> Vec<crate::session::SessionRow> {
+        let entries: Vec<(Arc<str>, SessionEntry)> = self
+            .registry()
+            .iter()
+            .map(|(id, e)| (id.clone(), e.clone()))
+            .collect();
+        let mut rows: Vec<_> = entries
+            .iter()
+            .map(|(id, e)| e.info.row(id, e.queue.len()))
+            .collect();
+        rows.sort_by(|a, b| a.connected_ms.cmp(&b.connected_ms).then(a.id.cmp(&b.id)));
+        rows
     }
 
     /// Asks every session to close.

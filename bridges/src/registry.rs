@@ -18,6 +18,11 @@ impl BridgeRegistry {
         self.lock().push(stats);
     }
 
+    /// Each bridge's counters and last error (the console's bridges panel).
+    pub fn reports(&self) -> Vec<crate::stats::BridgeReport> {
+        self.lock().iter().map(|b| b.report()).collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<BridgeStats>>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }

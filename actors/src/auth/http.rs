@@ -330,7 +330,7 @@ async fn revoke(
 }
 
 /// Fails unless the request carries an admin bearer token.
-pub(crate) async fn require_admin(req: &HttpRequest, auth: &Addr<Auth>) -> Result<(), ApiError> {
+pub async fn require_admin(req: &HttpRequest, auth: &Addr<Auth>) -> Result<(), ApiError> {
     ask(
         auth,
         CheckAdmin {

@@ -6,6 +6,7 @@
 mod appcheck;
 pub mod bundle;
 mod filter;
+pub mod info;
 pub mod outbound;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use crate::messages::*;
 use crate::router::{CloseSession, Router, SessionEntry};
 use crate::shard::{publish_qos, reply_frame, REPLY_HEADER};
 pub use filter::{SubState, Verdict};
+pub use info::{SessionInfo, SessionRow};
 pub use outbound::{OutboundQueue, Outgoing, Pushed};
 
 /// Prefix of P2P signalling addresses (WIRE §7.6).
@@ -80,6 +82,8 @@ pub struct Session {
     hello_name: String,
     /// When the peer is another router: the link actor that handles its federation traffic.
     federation: Option<Addr<crate::federation::FederationPeer>>,
+    /// Name, transport and activity for the session listing; set at HELLO.
+    info: Option<Arc<SessionInfo>>,
 }
 
 impl Session {
@@ -100,6 +104,7 @@ impl Session {
             grant: None,
             hello_name: String::new(),
             federation: None,
+            info: None,
         }
     }
 
@@ -230,6 +235,7 @@ impl Session {
                         });
                     }
                 }
+                self.note_subscriptions();
             }
             Message::Set(set) if !self.may(Action::Write, set.address.as_str()) => {
                 self.deny(ctx, Action::Write, set.address.as_str());
@@ -383,6 +389,15 @@ impl Session {
         }
         self.subs
             .insert(s.id, SubState::new(s.pattern, s.types, s.options));
+        self.note_subscriptions();
+    }
+
+    /// Publishes the subscription count to the session listing.
+    fn note_subscriptions(&self) {
+        if let Some(info) = &self.info {
+            info.subscriptions
+                .store(self.subs.len(), std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn set(&mut self, set: Set, qos: QoS) {
@@ -685,7 +700,7 @@ impl Session {
                 let given = h.token.as_deref().unwrap_or("");
                 if same_secret(given, &secret) {
                     // The shared federation secret: a trusted router, everything allowed.
-                    self.hello(h.features, ctx);
+                    self.hello(h.features, h.name.clone(), ctx);
                     return;
                 }
                 if self.router.auth.is_none() {
@@ -696,7 +711,7 @@ impl Session {
             }
         }
         let Some(auth) = self.router.auth.clone() else {
-            self.hello(h.features, ctx);
+            self.hello(h.features, h.name, ctx);
             return;
         };
         let token = h.token.unwrap_or_default();
@@ -714,7 +729,7 @@ impl Session {
                         Ok(grant) => {
                             tracing::debug!(session = %act.id, subject = %grant.subject, "authenticated");
                             act.grant = Some(grant);
-                            act.hello(h.features, ctx);
+                            act.hello(h.features, h.name, ctx);
                         }
                         Err(denial) => {
                             act.error(ctx, denial.code(), denial.to_string(), None);
@@ -742,9 +757,23 @@ impl Session {
         }
     }
 
-    fn hello(&mut self, features: FeatureSet, ctx: &mut Context<Self>) {
+    fn hello(&mut self, features: FeatureSet, name: String, ctx: &mut Context<Self>) {
         self.phase = Phase::Open;
         self.features = features;
+        let transport = if self.router.config.tls.is_some() {
+            "websocket+tls"
+        } else {
+            "websocket"
+        };
+        let info = Arc::new(SessionInfo::new(
+            name,
+            transport,
+            self.grant.as_ref().map(|g| g.subject.clone()),
+            self.grant
+                .as_ref()
+                .map(|g| g.scopes.iter().map(ToString::to_string).collect()),
+        ));
+        self.info = Some(info.clone());
         let me = SessionRef {
             key: self.key,
             id: self.id.clone(),
@@ -757,6 +786,7 @@ impl Session {
                 close: ctx.address().recipient(),
                 deliver: me.recipient.clone(),
                 queue: self.queue.clone(),
+                info,
             },
         );
         self.me = Some(me);
@@ -936,6 +966,9 @@ impl Handler<Inbound> for Session {
         self.last_inbound = Instant::now();
         let counters = &self.router.counters;
         Counters::bump(&counters.frames_in);
+        if let Some(info) = &self.info {
+            Counters::bump(&info.frames_in);
+        }
         counters
             .bytes_in
             .fetch_add(msg.data.len() as u64, std::sync::atomic::Ordering::Relaxed);
