@@ -101,6 +101,8 @@ pub struct RelayConfig {
     pub journal: Option<JournalConfig>,
     /// Periodic state snapshots restored at start.
     pub persist: Option<PersistConfig>,
+    /// mDNS, broadcast and rendezvous (all off by default; `clasp relay` turns some on).
+    pub discovery: crate::discovery::DiscoveryConfig,
 }
 
 /// When a journal entry counts as durable.
@@ -239,6 +241,7 @@ impl Default for RelayConfig {
             app_config_path: None,
             journal: None,
             persist: None,
+            discovery: Default::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod discovery;
 pub mod health;
 pub mod journal;
 pub mod json;
