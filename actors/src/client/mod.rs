@@ -68,12 +68,11 @@ impl ClientBuilder {
         let name = percent_decode(name.trim_end_matches('/'));
         let options = self.discovery.clone();
         let lookup = name.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            crate::discovery::resolve(&lookup, &options)
-        })
-        .await
-        .ok()
-        .flatten();
+        let found =
+            tokio::task::spawn_blocking(move || crate::discovery::resolve(&lookup, &options))
+                .await
+                .ok()
+                .flatten();
         match found {
             Some(f) => {
                 tracing::info!(name = %name, url = %f.url, source = %f.source, "relay found");

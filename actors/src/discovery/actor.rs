@@ -127,7 +127,9 @@ impl Actor for Discovery {
                     self.mdns = Some(daemon);
                     self.stats.mdns_advertising.store(1, Ordering::Relaxed);
                 }
-                Err(e) => tracing::warn!(error = %e, "mdns: cannot advertise; the relay runs without it"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "mdns: cannot advertise; the relay runs without it")
+                }
             }
         }
         if let Some(port) = self.config.broadcast_port {

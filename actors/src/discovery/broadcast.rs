@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clasp_proto::{
-    decode_frame, encode_frame, Address, FeatureSet, FrameHeader, Hello, Message, QoS, Set,
-    Value, Welcome,
+    decode_frame, encode_frame, Address, FeatureSet, FrameHeader, Hello, Message, QoS, Set, Value,
+    Welcome,
 };
 
 use super::{DiscoveryError, DiscoveryStats, Found, Source};
@@ -82,7 +82,11 @@ pub fn bind(host: &str, port: u16) -> std::io::Result<tokio::net::UdpSocket> {
 
 /// Answers HELLOs until the task is aborted. Anything else is counted and dropped; no
 /// datagram can end the loop.
-pub async fn serve(socket: tokio::net::UdpSocket, responder: Responder, stats: Arc<DiscoveryStats>) {
+pub async fn serve(
+    socket: tokio::net::UdpSocket,
+    responder: Responder,
+    stats: Arc<DiscoveryStats>,
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {
@@ -242,7 +246,13 @@ mod tests {
     #[test]
     fn garbage_gets_no_answer() {
         let r = responder();
-        for bad in [&b""[..], b"\x53", b"\x53\x01\xff\xff\x01", b"hello", &[0u8; 600]] {
+        for bad in [
+            &b""[..],
+            b"\x53",
+            b"\x53\x01\xff\xff\x01",
+            b"hello",
+            &[0u8; 600],
+        ] {
             assert!(r.answer(bad).is_none(), "{bad:?}");
         }
     }

@@ -129,6 +129,11 @@ fn browse_with(
     stop_at: Option<&str>,
 ) -> Result<Vec<Found>, DiscoveryError> {
     limit_interfaces(daemon, interface)?;
+    if !interface.is_some_and(|ip| ip.is_ipv6()) {
+        // URLs are built from IPv4 addresses; browsing over IPv6 too can resolve a relay
+        // with only its link-local IPv6 address first, which no URL can use.
+        daemon.disable_interface(IfKind::IPv6)?;
+    }
     let events = daemon.browse(SERVICE_TYPE)?;
     let deadline = Instant::now() + timeout;
     let mut found = Vec::new();
@@ -175,10 +180,21 @@ fn from_resolved(service: &mdns_sd::ResolvedService) -> Option<Found> {
         .unwrap_or(service.port);
     let mut v4: Vec<_> = service.get_addresses_v4().into_iter().collect();
     v4.sort();
+    // IPv4 first; an IPv6 address only if it is routable (a link-local one needs a scope
+    // id that a URL cannot carry). A service with neither is skipped: a later answer with
+    // more addresses resolves it again.
     let host = match v4.first() {
         Some(ip) => ip.to_string(),
         None => {
-            let v6 = service.addresses.iter().map(|a| a.to_ip_addr()).min()?;
+            let v6 = service
+                .addresses
+                .iter()
+                .map(|a| a.to_ip_addr())
+                .filter(|ip| match ip {
+                    IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+                    IpAddr::V4(_) => true,
+                })
+                .min()?;
             format!("[{v6}]")
         }
     };

@@ -277,7 +277,8 @@ impl Actor for Rendezvous {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let every = (self.config.ttl / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        let every =
+            (self.config.ttl / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
         ctx.run_interval(every, |act, _| act.sweep());
     }
 }
@@ -342,7 +343,10 @@ impl Handler<Refresh> for Rendezvous {
     type Result = Result<Registered, RendezvousError>;
     fn handle(&mut self, msg: Refresh, _: &mut Self::Context) -> Self::Result {
         let now = now_ms();
-        let live = self.entries.get(&msg.0).is_some_and(|s| !self.expired(s, now));
+        let live = self
+            .entries
+            .get(&msg.0)
+            .is_some_and(|s| !self.expired(s, now));
         match self.entries.get_mut(&msg.0) {
             Some(stored) if live => {
                 stored.entry.last_seen = now;
