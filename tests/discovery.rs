@@ -407,7 +407,7 @@ fn rendezvous_relay(extra: &[&str]) -> (Relay, String) {
 fn rendezvous_register_discover_refresh_expire_unregister() {
     // A TTL long enough that a slow python start on a loaded machine does not expire an
     // entry between two steps, short enough to watch it expire.
-    let (_relay, base) = rendezvous_relay(&["--rendezvous-ttl", "5"]);
+    let (_relay, base) = rendezvous_relay(&["--rendezvous-ttl", "6"]);
     assert_eq!(
         http("GET", &format!("{base}/health"), ""),
         (200, Json::from("OK"))
@@ -415,7 +415,7 @@ fn rendezvous_register_discover_refresh_expire_unregister() {
     let body = r#"{"name":"desk","features":["param","event"],"endpoints":{"ws":"ws://10.0.0.5:7330"},"tags":["stage"],"metadata":{"room":"A"}}"#;
     let (status, reg) = http("POST", &format!("{base}/register"), body);
     assert_eq!(status, 201, "{reg}");
-    assert_eq!(reg["ttl"], 5, "{reg}");
+    assert_eq!(reg["ttl"], 6, "{reg}");
     let id = reg["id"].as_str().expect("id").to_string();
     let other = r#"{"name":"lamp","features":["param"],"tags":["foyer"]}"#;
     assert_eq!(http("POST", &format!("{base}/register"), other).0, 201);
@@ -436,7 +436,8 @@ fn rendezvous_register_discover_refresh_expire_unregister() {
     assert_eq!(all.as_array().map(Vec::len), Some(1), "limit: {all}");
 
     // Refreshing keeps "desk" past the TTL; "lamp" is not refreshed and expires.
-    for _ in 0..4 {
+    assert_eq!(http("POST", &format!("{base}/refresh/{id}"), "").0, 200);
+    for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(1500));
         assert_eq!(http("POST", &format!("{base}/refresh/{id}"), "").0, 200);
     }
@@ -463,7 +464,7 @@ fn rendezvous_register_discover_refresh_expire_unregister() {
     // An entry left alone expires after the TTL.
     let (_, reg) = http("POST", &format!("{base}/register"), body);
     let id = reg["id"].as_str().expect("id").to_string();
-    std::thread::sleep(Duration::from_millis(5600));
+    std::thread::sleep(Duration::from_millis(6600));
     let gone = http("GET", &format!("{base}/discover?tag=stage"), "").1;
     assert_eq!(gone.as_array().map(Vec::len), Some(0), "{gone}");
     assert_eq!(http("POST", &format!("{base}/refresh/{id}"), "").0, 404);

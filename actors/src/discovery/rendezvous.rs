@@ -486,3 +486,64 @@ pub fn start(
         server: handle,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(max_entries: usize, max_per_ip: usize) -> Rendezvous {
+        Rendezvous::new(
+            RendezvousConfig {
+                port: 0,
+                ttl: Duration::from_secs(60),
+                max_entries,
+                max_per_ip,
+            },
+            Arc::default(),
+        )
+    }
+
+    fn named(name: &str) -> Registration {
+        Registration {
+            name: name.into(),
+            public_key: None,
+            features: Vec::new(),
+            endpoints: Default::default(),
+            tags: Vec::new(),
+            metadata: Default::default(),
+        }
+    }
+
+    #[test]
+    fn limits_per_address_and_in_total() {
+        let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let mut r = registry(3, 2);
+        assert!(r.register(named("1"), a).is_ok());
+        assert!(r.register(named("2"), a).is_ok());
+        assert_eq!(
+            r.register(named("3"), a).err(),
+            Some(RendezvousError::PerIp { ip: a, max: 2 })
+        );
+        assert!(r.register(named("3"), b).is_ok());
+        assert_eq!(
+            r.register(named("4"), b).err(),
+            Some(RendezvousError::Full(3))
+        );
+    }
+
+    #[test]
+    fn oversized_fields_are_named_in_the_error() {
+        let mut big = named("x");
+        big.tags = (0..40).map(|i| i.to_string()).collect();
+        let err = big
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("tags"), "{err}");
+        let mut blank = named(" ");
+        assert!(blank.validate().is_err());
+        blank.name = "y".repeat(129);
+        assert!(blank.validate().is_err());
+    }
+}
