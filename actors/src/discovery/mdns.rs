@@ -76,17 +76,35 @@ fn host_name(name: &str, port: u16) -> String {
     format!("{label}-{port}.local.")
 }
 
+/// The instance label: the name cut to DNS's 63-byte label limit at a character boundary
+/// (the TXT `name` keeps it whole, and browsers read that first).
+fn instance_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if out.len() + c.len_utf8() > 63 {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Starts advertising; the returned daemon keeps answering until it is shut down.
 pub fn advertise(advert: &Advert) -> Result<(ServiceDaemon, String), DiscoveryError> {
     let daemon = ServiceDaemon::new()?;
-    let bound: Option<IpAddr> = advert.host.parse().ok();
+    let bound: Option<IpAddr> = if advert.host.eq_ignore_ascii_case("localhost") {
+        Some(IpAddr::from([127, 0, 0, 1]))
+    } else {
+        advert.host.parse().ok()
+    };
     limit_interfaces(&daemon, bound)?;
     let txt = advert.txt();
     let host = host_name(&advert.name, advert.ws_port);
+    let instance = instance_name(&advert.name);
     let info = match bound.filter(|ip| !ip.is_unspecified()) {
         Some(ip) => ServiceInfo::new(
             SERVICE_TYPE,
-            &advert.name,
+            &instance,
             &host,
             ip,
             advert.ws_port,
@@ -94,7 +112,7 @@ pub fn advertise(advert: &Advert) -> Result<(ServiceDaemon, String), DiscoveryEr
         )?,
         None => ServiceInfo::new(
             SERVICE_TYPE,
-            &advert.name,
+            &instance,
             &host,
             (),
             advert.ws_port,
@@ -218,5 +236,13 @@ mod tests {
     fn host_names_are_dns_safe_and_unique_per_port() {
         assert_eq!(host_name("CLASP Relay", 7330), "clasp-relay-7330.local.");
         assert_eq!(host_name("ÿ", 1), "clasp-1.local.");
+    }
+
+    #[test]
+    fn long_names_fit_a_dns_label() {
+        let long = "é".repeat(40);
+        let cut = instance_name(&long);
+        assert!(cut.len() <= 63 && long.starts_with(&cut), "{cut}");
+        assert_eq!(instance_name("Stage Left"), "Stage Left");
     }
 }
