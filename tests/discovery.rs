@@ -370,19 +370,26 @@ fn a_python_hello_gets_a_welcome_and_garbage_gets_nothing() {
         text.contains("clasp_discovery_broadcast_answered_total 1"),
         "{text}"
     );
-    let list = discover(
-        &[],
-        &[
-            "--timeout",
-            "2",
-            "--no-mdns",
-            "--broadcast-to",
-            "127.0.0.1",
-            "--broadcast-port",
-            &bport.to_string(),
-        ],
+    // The people-facing output: one NAME<TAB>URL<TAB>SOURCE line per relay.
+    let mut cmd = Command::new(CLASP);
+    cmd.args([
+        "discover",
+        "--timeout",
+        "2",
+        "--no-mdns",
+        "--broadcast-to",
+        "127.0.0.1",
+    ])
+    .args(["--broadcast-port", &bport.to_string()]);
+    let out = run_with_timeout(cmd, Duration::from_secs(30), "clasp discover");
+    let line = format!("{name}\tws://127.0.0.1:{}\tbroadcast", relay.port);
+    assert!(
+        out.stdout.lines().any(|l| l == line),
+        "{:?} / {}",
+        out.stdout,
+        out.stderr
     );
-    assert!(row(&list, &name, "broadcast").is_some(), "{list:?}");
+    assert!(out.status.is_some_and(|s| s.success()), "{}", out.stderr);
 }
 
 // ---------------------------------------------------------------- rendezvous

@@ -30,7 +30,7 @@ def main() -> int:
     codec = Clasp("ws://unused")
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-    sock.settimeout(0.3)
+    sock.settimeout(0.15)
     answered = 0
     for i in range(garbage):
         datagram = GARBAGE[i] if i < len(GARBAGE) else os.urandom(1 + i % 200)
