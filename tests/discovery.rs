@@ -189,6 +189,37 @@ print(len(junk))
     assert_eq!(found["url"], format!("ws://127.0.0.1:{}", relay.port));
 }
 
+#[test]
+fn a_listener_sees_a_relay_come_and_go() {
+    use clasp::discovery::{DiscoveryListener, ListenerEvent};
+    let listener = DiscoveryListener::start(Some([127, 0, 0, 1].into())).expect("mDNS listener");
+    let name = unique("Passing Relay");
+    let mut relay = Relay::start(&["--name", &name, "--broadcast-port", "0"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        assert!(Instant::now() < deadline, "{name} never found");
+        match listener.next(Duration::from_secs(1)) {
+            Some(ListenerEvent::Found(f)) if f.name == name => break f,
+            _ => {}
+        }
+    };
+    assert_eq!(found.url, format!("ws://127.0.0.1:{}", relay.port));
+    // SIGTERM: the relay says goodbye on its way out.
+    assert!(
+        relay.terminate(Duration::from_secs(10)).is_some(),
+        "relay did not stop"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "{name} never reported lost");
+        if let Some(ListenerEvent::Lost(n)) = listener.next(Duration::from_secs(1)) {
+            if n == name {
+                break;
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the Rust client
 
 fn loopback_options() -> DiscoverOptions {

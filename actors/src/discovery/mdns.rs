@@ -180,18 +180,75 @@ fn browse_with(
     Ok(found)
 }
 
+/// What a [`Listener`] reports (DI-5's DiscoveryListener, for mDNS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerEvent {
+    /// A relay appeared (or its address changed).
+    Found(Found),
+    /// A relay said goodbye or its record expired; the instance name.
+    Lost(String),
+}
+
+/// Keeps browsing mDNS and reports relays as they come and go, until dropped.
+pub struct Listener {
+    daemon: ServiceDaemon,
+    events: mdns_sd::Receiver<ServiceEvent>,
+}
+
+impl Listener {
+    /// Starts browsing (on the interface with address `interface`, or everywhere).
+    pub fn start(interface: Option<IpAddr>) -> Result<Self, DiscoveryError> {
+        let daemon = ServiceDaemon::new()?;
+        limit_interfaces(&daemon, interface)?;
+        if !interface.is_some_and(|ip| ip.is_ipv6()) {
+            daemon.disable_interface(IfKind::IPv6)?;
+        }
+        let events = daemon.browse(SERVICE_TYPE)?;
+        Ok(Self { daemon, events })
+    }
+
+    /// The next event within `timeout` (`None`: nothing happened). Blocking.
+    pub fn next(&self, timeout: Duration) -> Option<ListenerEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left).ok()? {
+                ServiceEvent::ServiceResolved(service) => {
+                    if let Some(found) = from_resolved(&service) {
+                        return Some(ListenerEvent::Found(found));
+                    }
+                }
+                ServiceEvent::ServiceRemoved(_, fullname) => {
+                    return Some(ListenerEvent::Lost(instance_of(&fullname)));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.daemon.shutdown();
+    }
+}
+
+/// The instance part of a full service name, unescaped.
+fn instance_of(fullname: &str) -> String {
+    fullname
+        .strip_suffix(&format!(".{SERVICE_TYPE}"))
+        .unwrap_or(fullname)
+        .replace("\\.", ".")
+        .replace("\\\\", "\\")
+}
+
 /// A resolved service as a relay: the TXT `name` (else the instance name), and a URL on
 /// its first IPv4 address (else IPv6) with the TXT `ws` port (else the SRV port).
 fn from_resolved(service: &mdns_sd::ResolvedService) -> Option<Found> {
     let name = service
         .get_property_val_str("name")
         .map(str::to_string)
-        .or_else(|| {
-            service
-                .fullname
-                .strip_suffix(&format!(".{SERVICE_TYPE}"))
-                .map(|n| n.replace("\\.", ".").replace("\\\\", "\\"))
-        })?;
+        .unwrap_or_else(|| instance_of(&service.fullname));
     let port = service
         .get_property_val_str("ws")
         .and_then(|p| p.parse::<u16>().ok())

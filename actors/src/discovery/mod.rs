@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use actor::{Discovery, DiscoveryHandle, DiscoveryStats};
+pub use mdns::{Listener as DiscoveryListener, ListenerEvent};
 
 /// The mDNS service type relays advertise.
 pub const SERVICE_TYPE: &str = "_clasp._tcp.local.";
