@@ -99,8 +99,15 @@ pub struct Discovery {
 impl Discovery {
     fn stop_sources(&mut self, ctx: &mut Context<Self>) {
         if let Some((daemon, fullname)) = self.mdns.take() {
-            let _ = daemon.unregister(&fullname);
-            let _ = daemon.shutdown();
+            // Wait (briefly) for the goodbye to go out: at shutdown the process may exit
+            // right after this, before the daemon's thread gets to the queued command.
+            let wait = Duration::from_secs(1);
+            if let Ok(status) = daemon.unregister(&fullname) {
+                let _ = status.recv_timeout(wait);
+            }
+            if let Ok(status) = daemon.shutdown() {
+                let _ = status.recv_timeout(wait);
+            }
             self.stats.mdns_advertising.store(0, Ordering::Relaxed);
         }
         for task in self.tasks.drain(..) {
