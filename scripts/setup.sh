@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(cmake pkg-config libssl-dev libasound2-dev mosquitto mosquitto-clients jackd2 liblo-tools systemd chromium)
+APT_PACKAGES=(cmake pkg-config libssl-dev libasound2-dev mosquitto mosquitto-clients jackd2 liblo-tools systemd chromium iproute2)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

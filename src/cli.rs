@@ -44,6 +44,8 @@ pub enum Command {
     /// Check a relay config file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// List the relays mDNS, UDP broadcast and rendezvous services find (docs/discovery.md).
+    Discover(crate::discovery_cmd::DiscoverArgs),
 }
 
 /// `clasp config ...`.
@@ -158,6 +160,9 @@ pub struct RelayArgs {
     /// Bridges run inside the relay.
     #[command(flatten)]
     pub bridges: crate::bridge_cmd::EmbeddedBridges,
+    /// mDNS, broadcast and rendezvous settings.
+    #[command(flatten)]
+    pub discovery: crate::discovery_cmd::DiscoveryArgs,
 }
 
 /// `clasp relay` federation flags (docs/federation.md). Every relay accepts leaves; these
@@ -463,6 +468,7 @@ impl RelayArgs {
             shards: self.shards.unwrap_or(defaults.shards),
             drain_timeout: Duration::from_secs(self.drain_timeout),
             strategies,
+            discovery: self.discovery.into_config()?,
             auth: self.auth.into_config()?,
             journal: durability.0,
             persist: durability.1,

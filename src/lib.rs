@@ -4,6 +4,7 @@
 pub use clasp_actors::client::{
     BundleItem, Client, ClientBuilder, ClientError, Listener, SetOptions, Subscription, Update,
 };
+pub use clasp_actors::discovery;
 pub use clasp_actors::{Relay, RelayConfig};
 pub use clasp_proto as proto;
 

@@ -6,6 +6,7 @@ mod cli;
 mod client_cmd;
 mod config_file;
 mod console;
+mod discovery_cmd;
 mod token_cmd;
 
 use clap::Parser;
@@ -53,6 +54,12 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("clasp: {e:#}");
                 std::process::exit(1);
             }
+        }
+        cli::Command::Discover(args) => {
+            cli::init_logging("warn", false, cli::LogFormat::Text)?;
+            let timeout = std::time::Duration::from_secs(cli.conn.timeout.max(1));
+            let code = discovery_cmd::run(args, timeout)?;
+            std::process::exit(code);
         }
         cli::Command::Bridge(cmd) => {
             cli::init_logging("info", false, cli::LogFormat::Text)?;

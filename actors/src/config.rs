@@ -104,6 +104,8 @@ pub struct RelayConfig {
     /// Federation with other relays (`--federation-*`); `None`: a hub only, named after the
     /// relay, that accepts leaves.
     pub federation: Option<crate::federation::FederationConfig>,
+    /// mDNS, broadcast and rendezvous (all off by default; `clasp relay` turns some on).
+    pub discovery: crate::discovery::DiscoveryConfig,
 }
 
 /// When a journal entry counts as durable.
@@ -243,6 +245,7 @@ impl Default for RelayConfig {
             journal: None,
             persist: None,
             federation: None,
+            discovery: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod federation;
+pub mod discovery;
 pub mod health;
 pub mod journal;
 pub mod json;

@@ -45,6 +45,9 @@ pub enum RelayError {
     /// The app config is unreadable or invalid (it names the entry and field).
     #[error(transparent)]
     AppConfig(#[from] crate::appconfig::AppConfigError),
+    /// A discovery port (broadcast, rendezvous) could not be bound.
+    #[error("discovery: {0}")]
+    Discovery(std::io::Error),
 }
 
 /// Binds an `HttpServer` to `addr`, with TLS when a configuration is given: the relay's port
@@ -78,6 +81,7 @@ pub struct Relay {
     auth_arbiter: Option<Arbiter>,
     durability: crate::journal::Durability,
     rules: Option<(Arbiter, Addr<crate::rules::Rules>)>,
+    discovery: Option<crate::discovery::DiscoveryHandle>,
 }
 
 impl Relay {
@@ -216,6 +220,7 @@ impl Relay {
         let running = actix_web::rt::spawn(server);
         crate::federation::start_uplink(&router);
         tracing::info!(addr = %bind, shards = config.shards, name = %config.name, "relay listening");
+        let discovery = start_discovery(&config, &router, &addrs)?;
         Ok(Self {
             router,
             server: handle,
@@ -227,7 +232,13 @@ impl Relay {
             auth_arbiter,
             durability,
             rules,
+            discovery,
         })
+    }
+
+    /// The relay's discovery (mDNS, broadcast, rendezvous), when any of it is on.
+    pub fn discovery(&self) -> Option<&crate::discovery::DiscoveryHandle> {
+        self.discovery.as_ref()
     }
 
     /// The addresses of the separate auth API port, when `auth_port` is set.
@@ -270,6 +281,9 @@ impl Relay {
     /// waits up to the drain timeout for them to go, then stops everything.
     pub async fn drain(&mut self) {
         self.router.draining.store(true, Ordering::Relaxed);
+        if let Some(mut discovery) = self.discovery.take() {
+            discovery.shutdown().await;
+        }
         let open = self.router.close_all();
         let deadline = Instant::now() + self.router.config.drain_timeout;
         while self.router.session_count.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
@@ -308,6 +322,33 @@ impl Relay {
             arbiter.stop();
         }
     }
+}
+
+/// Starts the `Discovery` actor (and the rendezvous service) when the config asks for any of
+/// it, publishing the port the listener actually bound.
+fn start_discovery(
+    config: &RelayConfig,
+    router: &Router,
+    addrs: &[SocketAddr],
+) -> Result<Option<crate::discovery::DiscoveryHandle>, RelayError> {
+    if !config.discovery.any() {
+        return Ok(None);
+    }
+    let facts = crate::discovery::actor::RelayFacts {
+        name: config.name.clone(),
+        host: config.host.clone(),
+        ws_port: addrs.first().map_or(config.port, |a| a.port()),
+        auth: config.auth.is_some(),
+        tls: config.tls.is_some(),
+    };
+    let handle = crate::discovery::DiscoveryHandle::start(
+        config.discovery.clone(),
+        facts,
+        router.actors.clone(),
+    )
+    .map_err(RelayError::Discovery)?;
+    router.metrics.add(handle.stats.clone());
+    Ok(Some(handle))
 }
 
 /// The origins allowed to call the HTTP API from a browser (empty: any).

@@ -48,9 +48,45 @@ pub struct ClientBuilder {
     reconnect: bool,
     offline_queue: usize,
     ca_file: Option<std::path::PathBuf>,
+    discovery: crate::discovery::DiscoverOptions,
 }
 
 impl ClientBuilder {
+    /// How a `clasp://NAME` URL is resolved (default: mDNS on every interface, then a
+    /// broadcast to 255.255.255.255:7331, each for 2 s; no rendezvous).
+    pub fn discovery(mut self, options: crate::discovery::DiscoverOptions) -> Self {
+        self.discovery = options;
+        self
+    }
+
+    /// Turns `clasp://NAME` into the relay's `ws://` URL by discovery (any other URL is
+    /// kept). The name may be percent-encoded (`clasp://Stage%20Left`).
+    async fn resolve_url(mut self) -> Result<Self, ClientError> {
+        let Some(name) = self.url.strip_prefix("clasp://") else {
+            return Ok(self);
+        };
+        let name = percent_decode(name.trim_end_matches('/'));
+        let options = self.discovery.clone();
+        let lookup = name.clone();
+        let found =
+            tokio::task::spawn_blocking(move || crate::discovery::resolve(&lookup, &options))
+                .await
+                .ok()
+                .flatten();
+        match found {
+            Some(f) => {
+                tracing::info!(name = %name, url = %f.url, source = %f.source, "relay found");
+                self.url = f.url;
+                Ok(self)
+            }
+            None => Err(ClientError::Connect {
+                url: self.url.clone(),
+                reason: format!(
+                    "no relay called {name:?} answered mDNS, broadcast or rendezvous discovery"
+                ),
+            }),
+        }
+    }
     /// Client name sent in HELLO.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -97,6 +133,11 @@ impl ClientBuilder {
 
     /// Connects, says HELLO and waits for WELCOME.
     pub async fn connect(self) -> Result<Client, ClientError> {
+        let this = self.resolve_url().await?;
+        this.connect_resolved().await
+    }
+
+    async fn connect_resolved(self) -> Result<Client, ClientError> {
         let shared = Arc::new(Shared::default());
         let (tx, rx) = mpsc::channel(1024);
         let welcome = connection::start(self.clone(), shared.clone(), rx).await?;
@@ -107,6 +148,30 @@ impl ClientBuilder {
             timeout: self.timeout,
         })
     }
+}
+
+/// `%XX` escapes decoded (invalid ones are kept as they are).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// State the connection actor publishes to handles.
@@ -235,6 +300,7 @@ impl Client {
             reconnect: true,
             offline_queue: DEFAULT_OFFLINE_QUEUE,
             ca_file: None,
+            discovery: crate::discovery::DiscoverOptions::default(),
         }
     }
 
