@@ -57,12 +57,20 @@ impl Drop for Proc {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn relay(bin: &PathBuf, port: u16, extra: &[&str]) -> Result<Proc> {
     let child = Command::new(bin)
-        .args(["relay", "--host", "127.0.0.1", "--ws-port", &port.to_string()])
+        .args([
+            "relay",
+            "--host",
+            "127.0.0.1",
+            "--ws-port",
+            &port.to_string(),
+        ])
         .args(["--log-level", "error", "--no-mdns", "--broadcast-port", "0"])
         .args(extra)
         .stdin(Stdio::null())
@@ -107,8 +115,12 @@ fn wait_synced(port: u16) -> Result<()> {
 /// Forwards TCP from `listen` to `upstream`, holding every chunk for `delay` each way.
 async fn delay_proxy(listen: TcpListener, upstream: SocketAddr, delay: Duration) {
     loop {
-        let Ok((down, _)) = listen.accept().await else { return };
-        let Ok(up) = tokio::net::TcpStream::connect(upstream).await else { continue };
+        let Ok((down, _)) = listen.accept().await else {
+            return;
+        };
+        let Ok(up) = tokio::net::TcpStream::connect(upstream).await else {
+            continue;
+        };
         let _ = down.set_nodelay(true);
         let _ = up.set_nodelay(true);
         let (dr, dw) = down.into_split();
@@ -157,7 +169,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Waits on `sub` for a SET of `address` whose value is `want`.
-async fn await_value(sub: &mut client::Ws, address: &str, want: i64, limit: Duration) -> Result<()> {
+async fn await_value(
+    sub: &mut client::Ws,
+    address: &str,
+    want: i64,
+    limit: Duration,
+) -> Result<()> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let m = tokio::time::timeout_at(deadline, client::recv(sub))
@@ -180,7 +197,10 @@ async fn live(w: &mut client::Ws, sub: &mut client::Ws, address: &str) -> Result
     let addr = client::address(address)?;
     for i in 1..=100i64 {
         w.send(client::set_frame(&addr, -i)?).await?;
-        if await_value(sub, address, -i, Duration::from_millis(200)).await.is_ok() {
+        if await_value(sub, address, -i, Duration::from_millis(200))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
     }
@@ -188,7 +208,13 @@ async fn live(w: &mut client::Ws, sub: &mut client::Ws, address: &str) -> Result
 }
 
 /// One SET at a time on `writer`, each timed until `sub` sees it.
-async fn latency(writer: SocketAddr, sub: SocketAddr, address: &str, n: u64, limit: Duration) -> Result<Vec<Duration>> {
+async fn latency(
+    writer: SocketAddr,
+    sub: SocketAddr,
+    address: &str,
+    n: u64,
+    limit: Duration,
+) -> Result<Vec<Duration>> {
     let mut w = client::session(writer, "fed-bench-writer").await?;
     let mut s = client::session(sub, "fed-bench-sub").await?;
     s.send(client::subscribe_frame(1, "/site-a/**")?).await?;
@@ -211,19 +237,27 @@ async fn latency(writer: SocketAddr, sub: SocketAddr, address: &str, n: u64, lim
 
 /// `burst` SETs pipelined on `writer` over 100 addresses; time until each subscriber has
 /// every address's final value.
-async fn fanout(writer: SocketAddr, subs: &[SocketAddr], burst: u64, limit: Duration) -> Result<(Duration, Vec<u64>)> {
+async fn fanout(
+    writer: SocketAddr,
+    subs: &[SocketAddr],
+    burst: u64,
+    limit: Duration,
+) -> Result<(Duration, Vec<u64>)> {
     let mut w = client::session(writer, "fed-bench-burst").await?;
     let mut readers = Vec::new();
     for (i, s) in subs.iter().enumerate() {
         let mut ws = client::session(*s, &format!("fed-bench-fan-{i}")).await?;
-        ws.send(client::subscribe_frame(1, "/site-a/fan/**")?).await?;
+        ws.send(client::subscribe_frame(1, "/site-a/fan/**")?)
+            .await?;
         readers.push(ws);
     }
     // Subscriptions live before the burst.
     for r in &mut readers {
         live(&mut w, r, "/site-a/fan/probe").await?;
     }
-    let addresses: Vec<_> = (0..100).map(|i| client::address(&format!("/site-a/fan/{i}"))).collect::<Result<_>>()?;
+    let addresses: Vec<_> = (0..100)
+        .map(|i| client::address(&format!("/site-a/fan/{i}")))
+        .collect::<Result<_>>()?;
     let last = burst as i64 - 1;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -232,7 +266,8 @@ async fn fanout(writer: SocketAddr, subs: &[SocketAddr], burst: u64, limit: Dura
             let mut got = 0u64;
             let deadline = tokio::time::Instant::now() + limit;
             loop {
-                let Ok(Ok(Some(m))) = tokio::time::timeout_at(deadline, client::recv(&mut r)).await else {
+                let Ok(Ok(Some(m))) = tokio::time::timeout_at(deadline, client::recv(&mut r)).await
+                else {
                     return got;
                 };
                 if let Message::Set(s) = m {
@@ -245,7 +280,8 @@ async fn fanout(writer: SocketAddr, subs: &[SocketAddr], burst: u64, limit: Dura
         }));
     }
     for i in 0..burst as i64 {
-        w.feed(client::set_frame(&addresses[(i % 100) as usize], i)?).await?;
+        w.feed(client::set_frame(&addresses[(i % 100) as usize], i)?)
+            .await?;
         if i % 256 == 0 {
             w.flush().await?;
         }
@@ -274,18 +310,47 @@ async fn main() -> Result<()> {
     }
     let via = |p: u16| format!("ws://127.0.0.1:{p}");
     let (va, vb) = (via(proxies[0]), via(proxies[1]));
-    let _a = relay(&args.clasp_bin, ap, &["--federation-id", "site-a", "--federation-namespace", "/site-a/**", "--federation-hub", &va])?;
-    let _b = relay(&args.clasp_bin, bp, &["--federation-id", "site-b", "--federation-namespace", "/site-b/**", "--federation-hub", &vb])?;
+    let _a = relay(
+        &args.clasp_bin,
+        ap,
+        &[
+            "--federation-id",
+            "site-a",
+            "--federation-namespace",
+            "/site-a/**",
+            "--federation-hub",
+            &va,
+        ],
+    )?;
+    let _b = relay(
+        &args.clasp_bin,
+        bp,
+        &[
+            "--federation-id",
+            "site-b",
+            "--federation-namespace",
+            "/site-b/**",
+            "--federation-hub",
+            &vb,
+        ],
+    )?;
     wait_synced(ap)?;
     wait_synced(bp)?;
-    let (a, b): (SocketAddr, SocketAddr) = (([127, 0, 0, 1], ap).into(), ([127, 0, 0, 1], bp).into());
+    let (a, b): (SocketAddr, SocketAddr) =
+        (([127, 0, 0, 1], ap).into(), ([127, 0, 0, 1], bp).into());
 
-    println!("fed_latency: hub + 2 leaves, {} ms added per leaf-hub link each way, {} samples", args.delay_ms, args.count);
+    println!(
+        "fed_latency: hub + 2 leaves, {} ms added per leaf-hub link each way, {} samples",
+        args.delay_ms, args.count
+    );
     let single = latency(a, a, "/site-a/lat", args.count, limit).await?;
     let cross = latency(a, b, "/site-a/lat", args.count, limit).await?;
     println!("| path | samples | p50 | p99 | max |");
     println!("|---|---|---|---|---|");
-    for (name, s) in [("single relay (writer and subscriber on A)", &single), ("cross-site A -> hub -> B", &cross)] {
+    for (name, s) in [
+        ("single relay (writer and subscriber on A)", &single),
+        ("cross-site A -> hub -> B", &cross),
+    ] {
         println!(
             "| {name} | {} | {:.3} ms | {:.3} ms | {:.3} ms |",
             s.len(),
@@ -300,7 +365,19 @@ async fn main() -> Result<()> {
     let (t2, c2) = fanout(a, &[b, hub_addr], args.burst, limit).await?;
     println!("| fan-out | SETs | time to last value | SET/s | updates received |");
     println!("|---|---|---|---|---|");
-    println!("| single relay, 1 subscriber | {} | {:.3} s | {:.0} | {:?} |", args.burst, t1.as_secs_f64(), args.burst as f64 / t1.as_secs_f64(), c1);
-    println!("| federated, subscribers on B and the hub | {} | {:.3} s | {:.0} | {:?} |", args.burst, t2.as_secs_f64(), args.burst as f64 / t2.as_secs_f64(), c2);
+    println!(
+        "| single relay, 1 subscriber | {} | {:.3} s | {:.0} | {:?} |",
+        args.burst,
+        t1.as_secs_f64(),
+        args.burst as f64 / t1.as_secs_f64(),
+        c1
+    );
+    println!(
+        "| federated, subscribers on B and the hub | {} | {:.3} s | {:.0} | {:?} |",
+        args.burst,
+        t2.as_secs_f64(),
+        args.burst as f64 / t2.as_secs_f64(),
+        c2
+    );
     Ok(())
 }
