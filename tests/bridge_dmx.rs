@@ -404,3 +404,48 @@ fn an_unplugged_interface_is_reported_and_reopened_with_its_levels() {
     rt.block_on(async { c.set("/dmx/3", 33i64).await.expect("set") });
     peer.frame_where(WAIT, |s| s.get(2) == Some(&33));
 }
+
+#[test]
+fn dmx_and_midi_tables_in_a_config_file_are_checked() {
+    let dir = temp_dir("dmx-config");
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[[bridge]]\nkind = \"dmx\"\nport = \"/dev/ttyUSB0\"\ndevice = \"open\"\ndirection = \"output\"\nchannels = \"1-48\"\n\n\
+         [[bridge]]\nkind = \"midi\"\ndevice = \"Launchpad\"\nnamespace = \"/midi/launchpad\"\nno_echo = true\ncc14 = [7]\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_clasp"))
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 bridges"));
+    for (bad, says) in [
+        ("kind = \"dmx\"\nchannels = \"0-3\"", "channels"),
+        (
+            "kind = \"dmx\"\ndevice = \"open\"\ndirection = \"input\"",
+            "direction",
+        ),
+        ("kind = \"midi\"\ncc14 = [40]", "cc14"),
+        (
+            "kind = \"midi\"\ndevice = \"a\"\nvirtual = \"b\"",
+            "virtual",
+        ),
+    ] {
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, format!("[[bridge]]\n{bad}\n")).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_clasp"))
+            .args(["config", "check"])
+            .arg(&file)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{bad}: {err}");
+    }
+}

@@ -114,10 +114,10 @@ pub async fn run(
             tokio::select! {
                 _ = &mut until => break,
                 Some(r) = st.inflight.next(), if !st.inflight.is_empty() => {
-                    if let Err(e) = st.settle(r) { return Err(e) }
+                    st.settle(r)?;
                 }
                 u = next(&mut updates) => {
-                    if let Err(e) = st.apply(u) { return Err(e) }
+                    st.apply(u)?;
                 }
             }
         }
