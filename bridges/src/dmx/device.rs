@@ -180,6 +180,17 @@ impl State<'_> {
                 }
                 u = next(updates) => {
                     if let Err(e) = self.apply(u) { return Ended::Link(e) }
+                    // A Pro change goes out at once when the last frame is a period old, so
+                    // a lone cue is not held for the next tick; the rate stays within
+                    // --refresh. (Open DMX frames are a steady stream: it keeps the tick.)
+                    let idle = last_sent.is_none_or(|t| t.elapsed() >= config.period());
+                    if config.device == DeviceKind::Pro && self.universe.dirty() && idle {
+                        if let Err(why) = self.send_frame(&mut port).await {
+                            return Ended::Lost(why);
+                        }
+                        last_sent = Some(Instant::now());
+                        tick.reset();
+                    }
                 }
                 r = port.read(&mut buf), if input && self.inflight.len() < WINDOW => {
                     match r {
