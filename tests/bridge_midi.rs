@@ -149,6 +149,26 @@ fn wait_metric(port: u16, key: &str, want: impl Fn(f64) -> bool) {
 const UP: &str = "clasp_bridge_up{bridge=\"midi:/midi\",kind=\"midi\"}";
 const BAD: &str = "clasp_bridge_bad_input_total{bridge=\"midi:/midi\",kind=\"midi\"}";
 
+/// A subscription to `{prefix}/**` that is known to be live: a probe param under it has come
+/// back (events published before the relay registered it would be missed, params not).
+/// `_probe` is no MIDI path, so the bridge does not send it to the device.
+async fn subscribed(c: &Client, prefix: &str) -> clasp::Subscription {
+    let mut sub = c
+        .subscribe(&format!("{prefix}/**"))
+        .await
+        .expect("subscribes");
+    let probe = format!("{prefix}/_probe");
+    c.set(&probe, 1i64).await.expect("set");
+    let end = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(end, sub.next()).await {
+            Ok(Some(u)) if u.address.as_str() == probe => return sub,
+            Ok(Some(_)) => {}
+            _ => panic!("the subscription to {prefix}/** never delivered its probe"),
+        }
+    }
+}
+
 /// Collects updates until every `(address, value)` in `want` was seen (bounded).
 async fn expect_all(sub: &mut clasp::Subscription, want: &[(&str, Value)]) {
     let mut missing: Vec<(String, Value)> = want
@@ -183,7 +203,7 @@ fn raw_stream_maps_every_rule_both_ways_with_mido() {
             .await
             .expect("connects")
     });
-    let mut sub = rt.block_on(async { c.subscribe("/midi/**").await.expect("subscribes") });
+    let mut sub = rt.block_on(subscribed(&c, "/midi"));
 
     // Inbound: mido encodes, the bridge maps.
     for m in [
@@ -315,7 +335,7 @@ fn no_echo_keeps_a_device_from_hearing_itself() {
             .await
             .expect("connects")
     });
-    let mut sub = rt.block_on(async { c.subscribe("/midi/**").await.expect("subscribes") });
+    let mut sub = rt.block_on(subscribed(&c, "/midi"));
     // The standalone bridge connects a moment later: send until the router sees it.
     let end = Instant::now() + Duration::from_secs(10);
     loop {
@@ -365,7 +385,7 @@ fn a_fifo_of_mido_bytes_feeds_the_bridge() {
             .await
             .expect("connects")
     });
-    let mut sub = rt.block_on(async { c.subscribe("/midi/pad/**").await.expect("subscribes") });
+    let mut sub = rt.block_on(subscribed(&c, "/midi/pad"));
     let mut peer = Peer::start(&fifo, &["--write-only"]);
     peer.send(json!({"type": "control_change", "channel": 0, "control": 74, "value": 127}));
     rt.block_on(expect_all(
@@ -475,7 +495,7 @@ fn jack_ports_both_ways_with_a_second_midir_client() {
             .await
             .expect("connects")
     });
-    let mut sub = rt.block_on(async { c.subscribe("/midi/**").await.expect("subscribes") });
+    let mut sub = rt.block_on(subscribed(&c, "/midi"));
     play.send(&[0xB0, 74, 127]).expect("send");
     play.send(&[0x91, 60, 64]).expect("send");
     rt.block_on(expect_all(
@@ -513,4 +533,108 @@ fn without_a_jack_server_the_failure_is_a_clear_message() {
     assert!(!out.status.success(), "listing without a server succeeded");
     assert!(err.contains("JACK server"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_virtual_port_beside_a_device_each_in_its_own_namespace() {
+    let server = format!("clasp-test-v-{}", std::process::id());
+    let _jack = jackd(&server);
+    let env = [("JACK_DEFAULT_SERVER", server.as_str())];
+    // A device the embedded bridge opens, under /midi.
+    let out = midir::MidiOutput::new("peer").expect("JACK client");
+    use midir::os::unix::VirtualOutput;
+    let mut device = out.create_virtual("keys").expect("virtual output");
+    let relay = Relay::start_with_env(&["--midi-device", "keys"], &env);
+    wait_metric(relay.port, UP, |v| v == 1.0);
+    // A standalone bridge with a virtual port of its own, under /midi/v.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clasp"));
+    cmd.args([
+        "midi",
+        "--virtual",
+        "vport",
+        "--namespace",
+        "/midi/v",
+        "--target",
+        &relay.url(),
+    ])
+    .envs(env)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit());
+    let _bridge = Kill(cmd.spawn().expect("clasp midi starts"));
+    // Another program connects to the virtual port, both ways.
+    let find = |names: Vec<String>| names.into_iter().position(|n| n.contains("vport"));
+    let end = Instant::now() + Duration::from_secs(10);
+    let (to_v, from_v) = loop {
+        let o = midir::MidiOutput::new("app").expect("JACK client");
+        let i = midir::MidiInput::new("app-in").expect("JACK client");
+        let on: Vec<String> = o
+            .ports()
+            .iter()
+            .map(|p| o.port_name(p).unwrap_or_default())
+            .collect();
+        let inn: Vec<String> = i
+            .ports()
+            .iter()
+            .map(|p| i.port_name(p).unwrap_or_default())
+            .collect();
+        if let (Some(a), Some(b)) = (find(on), find(inn)) {
+            let op = o.ports().get(a).cloned().expect("port");
+            let ip = i.ports().get(b).cloned().expect("port");
+            let (tx, rx) = mpsc::channel::<Vec<u8>>();
+            let conn_in = i
+                .connect(
+                    &ip,
+                    "in",
+                    move |_, bytes, _| {
+                        let _ = tx.send(bytes.to_vec());
+                    },
+                    (),
+                )
+                .expect("connects to the virtual output");
+            let conn_out = o
+                .connect(&op, "out")
+                .expect("connects to the virtual input");
+            break ((conn_out, conn_in), rx);
+        }
+        assert!(Instant::now() < end, "the virtual port never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (mut to_v, _keep) = to_v;
+    let rt = runtime();
+    let c = rt.block_on(async {
+        Client::builder(relay.url())
+            .name("midi-test")
+            .connect()
+            .await
+            .expect("connects")
+    });
+    let mut sub = rt.block_on(subscribed(&c, "/midi"));
+    device.send(&[0xB0, 1, 0]).expect("send");
+    rt.block_on(expect_all(
+        &mut sub,
+        &[("/midi/ch/1/cc/1", Value::Float(0.0))],
+    ));
+    // The standalone bridge may still be connecting to the relay: send until it delivers.
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        to_v.send(&[0xB2, 1, 127]).expect("send");
+        let got = rt.block_on(sub.next_within(Duration::from_millis(300)));
+        if got.is_some_and(|u| {
+            u.address.as_str() == "/midi/v/ch/3/cc/1" && u.value == Value::Float(1.0)
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "nothing from the virtual port reached the relay"
+        );
+    }
+    while from_v.recv_timeout(Duration::from_millis(500)).is_ok() {}
+    // A write under /midi/v reaches only the virtual port's listener.
+    rt.block_on(async { c.set("/midi/v/ch/1/program", 3i64).await.expect("set") });
+    assert_eq!(
+        from_v.recv_timeout(WAIT).expect("the app hears it"),
+        [0xC0, 3]
+    );
 }
