@@ -37,6 +37,9 @@ fn temp_dir(name: &str) -> PathBuf {
 /// A socat pty pair; returns (guard, bridge end, peer end).
 fn pty_pair(dir: &Path) -> (Kill, PathBuf, PathBuf) {
     let (a, b) = (dir.join("midiA"), dir.join("midiB"));
+    // Links a killed socat left behind.
+    let _ = std::fs::remove_file(&a);
+    let _ = std::fs::remove_file(&b);
     let child = Command::new("socat")
         .arg(format!("pty,raw,echo=0,link={}", a.display()))
         .arg(format!("pty,raw,echo=0,link={}", b.display()))
@@ -637,4 +640,39 @@ fn a_virtual_port_beside_a_device_each_in_its_own_namespace() {
         from_v.recv_timeout(WAIT).expect("the app hears it"),
         [0xC0, 3]
     );
+}
+
+#[test]
+fn a_raw_device_that_vanishes_is_reported_and_reopened() {
+    let dir = temp_dir("midi-unplug");
+    let (socat, a, b) = pty_pair(&dir);
+    let peer = Peer::start(&b, &[]);
+    let relay = Relay::start(&["--midi-device", &a.display().to_string()]);
+    wait_metric(relay.port, UP, |v| v == 1.0);
+    drop(peer);
+    drop(socat);
+    wait_metric(relay.port, UP, |v| v == 0.0);
+    let (_socat, a2, b) = pty_pair(&dir);
+    assert_eq!(a, a2);
+    let mut peer = Peer::start(&b, &[]);
+    wait_metric(relay.port, UP, |v| v == 1.0);
+    let rt = runtime();
+    let c = rt.block_on(async {
+        Client::builder(relay.url())
+            .name("midi-test")
+            .connect()
+            .await
+            .expect("connects")
+    });
+    let mut sub = rt.block_on(subscribed(&c, "/midi"));
+    peer.send(json!({"type": "control_change", "channel": 0, "control": 9, "value": 127}));
+    rt.block_on(expect_all(
+        &mut sub,
+        &[("/midi/ch/1/cc/9", Value::Float(1.0))],
+    ));
+    let restarts = metric(
+        relay.port,
+        "clasp_bridge_restarts_total{bridge=\"midi:/midi\",kind=\"midi\"}",
+    );
+    assert!(restarts.is_some_and(|r| r >= 1.0), "{restarts:?}");
 }
