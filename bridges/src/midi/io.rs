@@ -15,6 +15,8 @@ use crate::{BridgeError, BridgeStats};
 
 /// Chunks queued from the JACK thread before further ones are dropped (and counted).
 const QUEUE: usize = 8192;
+/// Longest a write to a raw device may block.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Our JACK client names start with this; ports of ours are never picked as a device.
 pub const CLIENT: &str = "clasp-midi";
 
@@ -90,9 +92,15 @@ impl Output {
                 Ok(true)
             }
             Output::Raw(w) => {
-                w.write_all(bytes)
-                    .await
-                    .map_err(|e| BridgeError::io("write the MIDI device", e))?;
+                // 31 250 baud drains a few bytes in ms; a device stuck this long is gone.
+                match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(bytes)).await {
+                    Ok(r) => r.map_err(|e| BridgeError::io("write the MIDI device", e))?,
+                    Err(_) => {
+                        return Err(BridgeError::Protocol(format!(
+                            "the MIDI device took no bytes for {WRITE_TIMEOUT:?}"
+                        )))
+                    }
+                }
                 Ok(true)
             }
             Output::None => Ok(false),
