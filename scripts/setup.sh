@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(cmake pkg-config libssl-dev libasound2-dev mosquitto mosquitto-clients jackd2 liblo-tools systemd chromium iproute2)
+# DMX and MIDI bridges: midir's JACK backend links libjack; socat plays a USB serial device.
+APT_PACKAGES+=(libjack-jackd2-dev socat)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -9,7 +9,9 @@ use clap::{Args, Parser as _, Subcommand};
 use clasp_actors::health::ActorTable;
 use clasp_actors::link::RouterLink;
 use clasp_actors::relay::{HttpMount, Relay};
+use clasp_bridges::dmx::{DeviceKind, DmxBridge, DmxConfig};
 use clasp_bridges::http::{HttpBridge, HttpConfig};
+use clasp_bridges::midi::{MidiBridge, MidiConfig};
 use clasp_bridges::mqtt::{MqttClientBridge, MqttClientConfig, MqttServerBridge, MqttServerConfig};
 use clasp_bridges::osc::{OscBridge, OscConfig};
 use clasp_bridges::wsjson::{WsJsonBridge, WsJsonConfig};
@@ -48,6 +50,21 @@ pub struct EmbeddedBridges {
     /// Serve the JSON WebSocket bridge on a port of its own.
     #[arg(long)]
     pub ws_json_port: Option<u16>,
+    /// Run the DMX bridge on this USB serial device (e.g. /dev/ttyUSB0).
+    #[arg(long, env = "CLASP_DMX_PORT", value_name = "PATH")]
+    pub dmx_port: Option<String>,
+    /// Kind of DMX interface on --dmx-port: `pro` (ENTTEC DMX USB Pro) or `open` (Open DMX).
+    #[arg(long, value_enum, default_value_t = DeviceKind::Pro)]
+    pub dmx_device: DeviceKind,
+    /// Address prefix of the embedded DMX bridge.
+    #[arg(long, default_value = "/dmx")]
+    pub dmx_namespace: Namespace,
+    /// Run the MIDI bridge on this port (name, index, or raw device/FIFO path).
+    #[arg(long, env = "CLASP_MIDI_DEVICE", value_name = "NAME|INDEX|PATH")]
+    pub midi_device: Option<String>,
+    /// Address prefix of the embedded MIDI bridge.
+    #[arg(long, default_value = "/midi")]
+    pub midi_namespace: Namespace,
 }
 
 impl EmbeddedBridges {
@@ -121,6 +138,21 @@ impl EmbeddedBridges {
                 ..WsJsonConfig::default()
             }));
         }
+        if let Some(port) = &self.dmx_port {
+            specs.push(BridgeSpec::Dmx(DmxConfig {
+                port: port.clone(),
+                device: self.dmx_device,
+                namespace: self.dmx_namespace.clone(),
+                ..DmxConfig::default()
+            }));
+        }
+        if let Some(device) = &self.midi_device {
+            specs.push(BridgeSpec::Midi(MidiConfig {
+                device: Some(device.clone()),
+                namespace: self.midi_namespace.clone(),
+                ..MidiConfig::default()
+            }));
+        }
         specs
     }
 }
@@ -140,6 +172,10 @@ pub enum BridgeSpec {
     Http(HttpConfig),
     /// JSON over WebSocket on a port of its own.
     Websocket(WsJsonConfig),
+    /// DMX over a USB serial interface.
+    Dmx(DmxConfig),
+    /// MIDI (a JACK port or a raw MIDI byte stream).
+    Midi(MidiConfig),
 }
 
 impl BridgeSpec {
@@ -166,6 +202,8 @@ impl BridgeSpec {
             BridgeSpec::MqttServer(c) => go!(MqttServerBridge::new(c)),
             BridgeSpec::Http(c) => go!(HttpBridge::new(c)),
             BridgeSpec::Websocket(c) => go!(WsJsonBridge::new(c)),
+            BridgeSpec::Dmx(c) => go!(DmxBridge::new(c)),
+            BridgeSpec::Midi(c) => go!(MidiBridge::new(c)),
         }
     }
 }
@@ -253,6 +291,10 @@ pub enum BridgeCommand {
     /// A JSON-over-WebSocket API for a relay.
     #[command(name = "websocket", visible_alias = "ws")]
     Websocket(Standalone<WsJsonConfig>),
+    /// A DMX USB serial interface (ENTTEC Pro or Open DMX) to and from a relay.
+    Dmx(Standalone<DmxConfig>),
+    /// A MIDI device (JACK port or raw byte stream) to and from a relay.
+    Midi(Standalone<MidiConfig>),
 }
 
 /// A standalone bridge's own flags plus the relay it serves.
@@ -269,6 +311,12 @@ pub struct Standalone<C: Args> {
 /// Connects to the relay and runs one bridge until SIGTERM or SIGINT. The client reconnects
 /// by itself; the bridge is restarted with backoff when its own side fails.
 pub fn run_standalone(conn: Conn, cmd: BridgeCommand) -> anyhow::Result<()> {
+    if let BridgeCommand::Midi(s) = &cmd {
+        if s.config.list {
+            print!("{}", clasp_bridges::midi::list()?);
+            return Ok(());
+        }
+    }
     let system = actix::System::new();
     system.block_on(async move {
         let target = match &cmd {
@@ -276,6 +324,8 @@ pub fn run_standalone(conn: Conn, cmd: BridgeCommand) -> anyhow::Result<()> {
             BridgeCommand::Mqtt(s) => s.target.clone(),
             BridgeCommand::Http(s) => s.target.clone(),
             BridgeCommand::Websocket(s) => s.target.clone(),
+            BridgeCommand::Dmx(s) => s.target.clone(),
+            BridgeCommand::Midi(s) => s.target.clone(),
         }
         .unwrap_or_else(|| conn.url.clone());
         let mut builder = clasp_actors::client::Client::builder(target.clone())
@@ -299,6 +349,8 @@ pub fn run_standalone(conn: Conn, cmd: BridgeCommand) -> anyhow::Result<()> {
             BridgeCommand::Mqtt(s) => spawn(MqttClientBridge::new(s.config)?, source, actors),
             BridgeCommand::Http(s) => spawn(HttpBridge::new(s.config)?, source, actors),
             BridgeCommand::Websocket(s) => spawn(WsJsonBridge::new(s.config)?, source, actors),
+            BridgeCommand::Dmx(s) => spawn(DmxBridge::new(s.config)?, source, actors),
+            BridgeCommand::Midi(s) => spawn(MidiBridge::new(s.config)?, source, actors),
         };
         shutdown_signal().await;
         handle.stop();

@@ -355,7 +355,7 @@ pub fn example() -> String {
 /// Commented `[[bridge]]` tables: one per kind, with the settings each takes.
 const BRIDGE_EXAMPLES: &str = "
 # Bridges that run inside the relay, one [[bridge]] table each. `kind` is osc, mqtt (a
-# client of an external broker), mqtt-server (the embedded broker), http or websocket;
+# client of an external broker), mqtt-server (the embedded broker), http, websocket, dmx or midi;
 # the other keys are that bridge's settings (docs/bridges/<kind>.md).
 #
 # [[bridge]]
@@ -380,6 +380,17 @@ const BRIDGE_EXAMPLES: &str = "
 # [[bridge]]
 # kind = \"websocket\"
 # port = 9100
+#
+# [[bridge]]
+# kind = \"dmx\"
+# port = \"/dev/ttyUSB0\"
+# device = \"pro\"
+# namespace = \"/dmx\"
+#
+# [[bridge]]
+# kind = \"midi\"
+# device = \"Launchpad\"
+# namespace = \"/midi/launchpad\"
 ";
 
 fn wrap(text: &str, width: usize) -> Vec<String> {

@@ -11,7 +11,9 @@ pub mod registry;
 pub mod stats;
 pub mod supervise;
 
+pub mod dmx;
 pub mod http;
+pub mod midi;
 pub mod mqtt;
 pub mod osc;
 pub mod wsjson;
