@@ -8,7 +8,6 @@ mod common;
 mod dmx;
 
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clasp::Client;
@@ -23,35 +22,6 @@ fn embedded(extra: &[&str]) -> (Relay, u16) {
     let mut args = vec!["--artnet-port", p.as_str()];
     args.extend_from_slice(extra);
     (Relay::start(&args), port)
-}
-
-/// `clasp artnet --target <relay> --listen <free port> <extra>`; killed on drop.
-struct Standalone {
-    child: Child,
-    port: u16,
-}
-
-impl Standalone {
-    fn start(relay: &Relay, extra: &[&str]) -> Standalone {
-        let port = udp_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_clasp"))
-            .args(["artnet", "--target", &relay.url(), "--interface", "127.0.0.1"])
-            .args(["--listen", &port.to_string()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("clasp artnet starts");
-        Standalone { child, port }
-    }
-}
-
-impl Drop for Standalone {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Sends frames of universe 15 until the bridge on `port` maps one under `ns`: the bridge
@@ -129,7 +99,7 @@ fn universes_outside_the_filter_are_ignored() {
 #[test]
 fn standalone_universe_mode_streams_whole_frames() {
     let relay = Relay::start(&[]);
-    let bridge = Standalone::start(&relay, &["--mode", "universe", "--namespace", "/dmx"]);
+    let bridge = Standalone::start("artnet", &relay.url(), &["--mode", "universe", "--namespace", "/dmx"]);
     runtime().block_on(async {
         let c = client(&relay.url()).await;
         let mut sub = c.subscribe("/dmx/**").await.expect("subscribes");
@@ -156,7 +126,7 @@ fn standalone_normalized_levels_map_both_ways() {
     let out = udp_port();
     let listener = Peer::listening(&["artnet-listen", &out.to_string(), "10", "1"]);
     let dest = format!("127.0.0.1:{out}");
-    let bridge = Standalone::start(&relay, &["--normalize", "--dest", &dest]);
+    let bridge = Standalone::start("artnet", &relay.url(), &["--normalize", "--dest", &dest]);
     runtime().block_on(async {
         let c = client(&relay.url()).await;
         let mut sub = c.subscribe("/artnet/0/1").await.expect("subscribes");
@@ -283,7 +253,7 @@ fn htp_merges_two_sources_and_a_silent_source_times_out() {
 #[test]
 fn ltp_follows_the_latest_change_without_flicker() {
     let relay = Relay::start(&[]);
-    let bridge = Standalone::start(&relay, &["--merge", "ltp"]);
+    let bridge = Standalone::start("artnet", &relay.url(), &["--merge", "ltp"]);
     runtime().block_on(async {
         let c = client(&relay.url()).await;
         wait_bridge(&c, bridge.port, "/artnet").await;

@@ -19,6 +19,11 @@ LEVELS is a JSON object {"channel": level} (channels 1-512; others are 0).
   dmx_peer.py sacn-listen PORT SECONDS UNIVERSE
         sacn.sACNreceiver on 127.0.0.1:PORT: {"ready": true}, then per packet
         {"t", "priority", "name", "sequence", "levels"}, and {"available": "timeout"} events
+  dmx_peer.py sacn-raw PORT SPEC [SPEC ...]
+        data packets built by sacn.messages.DataPacket, sent in order from one socket; SPEC
+        is JSON {"universe", "levels", "sequence", "priority", "cid" (int), "terminated",
+        "preview", "start_code", "patch": {byte offset: value}, "truncate": n} (the last two
+        corrupt the packet)
 The sacn library sends unicast only to port 5568; the tests use free ports, so its module
 constant is pointed at PORT (its packets are unchanged).
 """
@@ -155,7 +160,37 @@ def sacn_listen(port, seconds, universe):
     receiver.stop()
 
 
+def sacn_raw(port, *specs):
+    from sacn.messages.data_packet import DataPacket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    for spec in specs:
+        spec = json.loads(spec)
+        cid = tuple([spec.get("cid", 1)] * 16)
+        packet = DataPacket(
+            cid=cid,
+            sourceName=spec.get("name", "raw"),
+            universe=spec.get("universe", 1),
+            dmxData=tuple(levels_of(json.dumps(spec.get("levels", {})))),
+            priority=spec.get("priority", 100),
+            sequence=spec.get("sequence", 0),
+            streamTerminated=spec.get("terminated", False),
+            previewData=spec.get("preview", False),
+            dmxStartCode=spec.get("start_code", 0),
+        )
+        data = bytearray(packet.getBytes())
+        for offset, value in spec.get("patch", {}).items():
+            data[int(offset)] = value
+        if "truncate" in spec:
+            data = data[: spec["truncate"]]
+        s.sendto(bytes(data), ("127.0.0.1", int(port)))
+        time.sleep(0.01)
+    out({"sent": len(specs)})
+
+
 COMMANDS = {
+    "sacn-raw": sacn_raw,
     "artnet-send": artnet_send,
     "artnet-listen": artnet_listen,
     "artnet-poll": artnet_poll,

@@ -196,3 +196,33 @@ pub fn levels(line: &serde_json::Value) -> Vec<(u16, u64)> {
     out.sort_unstable();
     out
 }
+
+/// `clasp <kind> --target <relay> --interface 127.0.0.1 --listen <free port> <extra>`
+/// (a standalone bridge); killed on drop.
+pub struct Standalone {
+    child: Child,
+    pub port: u16,
+}
+
+impl Standalone {
+    pub fn start(kind: &str, relay_url: &str, extra: &[&str]) -> Standalone {
+        let port = udp_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_clasp"))
+            .args([kind, "--target", relay_url, "--interface", "127.0.0.1"])
+            .args(["--listen", &port.to_string()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("clasp {kind} cannot start: {e}"));
+        Standalone { child, port }
+    }
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
