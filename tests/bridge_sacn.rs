@@ -295,3 +295,130 @@ fn standalone_normalized_levels_map_both_ways() {
         assert!(Instant::now() < end, "the receiver never saw both channels (last {line})");
     }
 }
+
+// ---- multicast -----------------------------------------------------------------------
+
+/// A network namespace with multicast routed over its loopback; deleted on drop (which
+/// also ends what runs in it).
+struct Netns(String);
+
+impl Netns {
+    fn create() -> Netns {
+        let name = format!("clasp-sacn-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let status = Command::new("ip").args(args).status().expect("runs ip");
+            assert!(status.success(), "ip {args:?} failed (the test needs root)");
+        };
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        ip(&["netns", "add", &name]);
+        let ns = Netns(name);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        ip(&["-n", &ns.0, "link", "set", "lo", "multicast", "on"]);
+        ip(&["-n", &ns.0, "route", "add", "239.0.0.0/8", "dev", "lo"]);
+        ns
+    }
+
+    /// `ip netns exec <ns> <program> <args>`.
+    fn exec(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]).args(args);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A process in the namespace, killed on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn clasp_in(ns: &Netns, url: &str, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["--url", url, "--timeout", "1"];
+    all.extend_from_slice(args);
+    let o = common::run_with_timeout(ns.exec(env!("CARGO_BIN_EXE_clasp"), &all), Duration::from_secs(10), "clasp");
+    (o.status.is_some_and(|s| s.success()), o.stdout)
+}
+
+#[test]
+fn multicast_groups_are_joined_and_sent_to_in_a_network_namespace() {
+    let ns = Netns::create();
+    let ws = common::free_port().to_string();
+    let url = format!("ws://127.0.0.1:{ws}");
+    let relay = ns
+        .exec(
+            env!("CARGO_BIN_EXE_clasp"),
+            &["relay", "--host", "0.0.0.0", "--ws-port", &ws, "--log-level", "warn"],
+        )
+        .args(["--sacn-port", "5568", "--sacn-universes", "1-4"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("relay starts in the namespace");
+    let _relay = Running(relay);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !clasp_in(&ns, &url, &["ping"]).0 {
+        assert!(Instant::now() < end, "the relay in the namespace never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bridges/dmx_peer.py");
+    let script = script.to_str().expect("utf-8 path");
+
+    // Inbound: python sends universe 1 to 239.255.0.1; the bridge joined that group.
+    let sender = ns
+        .exec("python3", &[script, "sacn-send-mcast", "1", r#"{"1": 255, "2": 128}"#, "3"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sender starts");
+    let _sender = Running(sender);
+    let end = Instant::now() + WAIT;
+    loop {
+        let (_, out) = clasp_in(&ns, &url, &["get", "/sacn/1/2"]);
+        if out.starts_with("/sacn/1/2 = 128 ") {
+            break;
+        }
+        assert!(Instant::now() < end, "multicast universe 1 never arrived (last {out:?})");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Outbound: with no --sacn-dest a CLASP write goes to universe 2's group.
+    let listener = ns
+        .exec("python3", &[script, "sacn-listen-mcast", "8", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("receiver starts");
+    let mut listener = Running(listener);
+    let stdout = listener.0.stdout.take().expect("piped");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready = lines.recv_timeout(WAIT).expect("receiver ready");
+    assert!(ready.contains("ready"), "{ready}");
+    assert!(clasp_in(&ns, &url, &["set", "/sacn/2/7", "70"]).0, "clasp set");
+    let end = Instant::now() + WAIT;
+    loop {
+        let line = lines
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+            .expect("the multicast receiver saw our packet");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        if levels(&v) == vec![(7, 70)] {
+            assert_eq!(v["name"], "clasp-sacn");
+            break;
+        }
+    }
+}

@@ -19,6 +19,10 @@ LEVELS is a JSON object {"channel": level} (channels 1-512; others are 0).
   dmx_peer.py sacn-listen PORT SECONDS UNIVERSE
         sacn.sACNreceiver on 127.0.0.1:PORT: {"ready": true}, then per packet
         {"t", "priority", "name", "sequence", "levels"}, and {"available": "timeout"} events
+  dmx_peer.py sacn-send-mcast UNIVERSE LEVELS SECONDS
+        sacn.sACNsender by multicast (239.255.hi.lo:5568) for SECONDS
+  dmx_peer.py sacn-listen-mcast SECONDS UNIVERSE
+        sacn.sACNreceiver on 0.0.0.0:5568 joined to UNIVERSE's group; lines as sacn-listen
   dmx_peer.py sacn-raw PORT SPEC [SPEC ...]
         data packets built by sacn.messages.DataPacket, sent in order from one socket; SPEC
         is JSON {"universe", "levels", "sequence", "priority", "cid" (int), "terminated",
@@ -130,10 +134,31 @@ def sacn_send(port, universe, spec, seconds, priority=100, name="python-sacn", t
     out({"stopped": u})
 
 
-def sacn_listen(port, seconds, universe):
+def sacn_send_mcast(universe, spec, seconds):
     import sacn
 
-    receiver = sacn.sACNreceiver(bind_address="127.0.0.1", bind_port=int(port))
+    sender = sacn.sACNsender(bind_address="0.0.0.0", bind_port=0, source_name="python-mcast", fps=44)
+    sender.universeDiscovery = False
+    sender.start()
+    u = int(universe)
+    sender.activate_output(u)
+    sender[u].multicast = True
+    sender[u].dmx_data = tuple(levels_of(spec))
+    out({"sending": u})
+    time.sleep(float(seconds))
+    sender.stop()
+    out({"stopped": u})
+
+
+def sacn_listen_mcast(seconds, universe):
+    sacn_listen(5568, seconds, universe, multicast=True)
+
+
+def sacn_listen(port, seconds, universe, multicast=False):
+    import sacn
+
+    address = "0.0.0.0" if multicast else "127.0.0.1"
+    receiver = sacn.sACNreceiver(bind_address=address, bind_port=int(port))
     lock = threading.Lock()
 
     @receiver.listen_on("universe", universe=int(universe))
@@ -154,6 +179,8 @@ def sacn_listen(port, seconds, universe):
             out({"available": changed, "universe": universe, "t": time.time()})
 
     receiver.start()
+    if multicast:
+        receiver.join_multicast(int(universe))
     time.sleep(0.2)
     out({"ready": True})
     time.sleep(float(seconds))
@@ -191,6 +218,8 @@ def sacn_raw(port, *specs):
 
 COMMANDS = {
     "sacn-raw": sacn_raw,
+    "sacn-send-mcast": sacn_send_mcast,
+    "sacn-listen-mcast": sacn_listen_mcast,
     "artnet-send": artnet_send,
     "artnet-listen": artnet_listen,
     "artnet-poll": artnet_poll,
