@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(cmake pkg-config libssl-dev libasound2-dev mosquitto mosquitto-clients jackd2 liblo-tools systemd)
+# `ip netns` for the sACN multicast test (tests/bridge_sacn.rs).
+APT_PACKAGES+=(iproute2)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

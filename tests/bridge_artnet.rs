@@ -40,7 +40,12 @@ async fn wait_bridge(c: &Client, port: u16, ns: &str) {
 }
 
 fn send(port: u16, universe: u16, levels: &str) {
-    run_peer(&["artnet-send", &port.to_string(), &universe.to_string(), levels]);
+    run_peer(&[
+        "artnet-send",
+        &port.to_string(),
+        &universe.to_string(),
+        levels,
+    ]);
 }
 
 // ---- inbound -------------------------------------------------------------------------
@@ -57,7 +62,11 @@ fn frames_become_channel_params_and_only_changes_are_written() {
         send(port, 0, r#"{"1": 255, "7": 9, "512": 1}"#);
         let first = collect(&mut sub, 512, WAIT).await;
         assert_eq!(first.len(), 512, "one param per channel of the first frame");
-        let get = |n: u16| first.iter().find(|u| u.address.as_str() == format!("/artnet/0/{n}"));
+        let get = |n: u16| {
+            first
+                .iter()
+                .find(|u| u.address.as_str() == format!("/artnet/0/{n}"))
+        };
         assert_eq!(get(1).map(|u| &u.value), Some(&Value::Int(255)));
         assert_eq!(get(7).map(|u| &u.value), Some(&Value::Int(9)));
         assert_eq!(get(512).map(|u| &u.value), Some(&Value::Int(1)));
@@ -74,7 +83,10 @@ fn frames_become_channel_params_and_only_changes_are_written() {
 
         // Stored as params: a client that never subscribed reads them.
         let late = client(&relay.url()).await;
-        assert_eq!(late.get("/artnet/0/1").await.expect("param").value, Value::Int(255));
+        assert_eq!(
+            late.get("/artnet/0/1").await.expect("param").value,
+            Value::Int(255)
+        );
     });
 }
 
@@ -99,13 +111,20 @@ fn universes_outside_the_filter_are_ignored() {
 #[test]
 fn standalone_universe_mode_streams_whole_frames() {
     let relay = Relay::start(&[]);
-    let bridge = Standalone::start("artnet", &relay.url(), &["--mode", "universe", "--namespace", "/dmx"]);
+    let bridge = Standalone::start(
+        "artnet",
+        &relay.url(),
+        &["--mode", "universe", "--namespace", "/dmx"],
+    );
     runtime().block_on(async {
         let c = client(&relay.url()).await;
         let mut sub = c.subscribe("/dmx/**").await.expect("subscribes");
         let end = Instant::now() + Duration::from_secs(10);
         let update = loop {
-            assert!(Instant::now() < end, "no universe stream from the standalone bridge");
+            assert!(
+                Instant::now() < end,
+                "no universe stream from the standalone bridge"
+            );
             send(bridge.port, 4, r#"{"1": 10, "512": 20}"#);
             if let Some(u) = sub.next_within(Duration::from_millis(300)).await {
                 break u;
@@ -152,7 +171,10 @@ fn standalone_normalized_levels_map_both_ways() {
         if levels(&line) == want {
             break;
         }
-        assert!(Instant::now() < end, "listener never saw {want:?} (last {line})");
+        assert!(
+            Instant::now() < end,
+            "listener never saw {want:?} (last {line})"
+        );
     }
 }
 
@@ -180,7 +202,10 @@ fn clasp_writes_go_out_as_full_artdmx_frames_and_idle_universes_are_kept_alive()
         if levels(&line) == vec![(1, 1), (100, 200)] {
             break;
         }
-        assert!(Instant::now() < end, "listener never saw both channels (last {line})");
+        assert!(
+            Instant::now() < end,
+            "listener never saw both channels (last {line})"
+        );
     }
     // Idle: re-sent at least once a second (keep-alive), and not at the refresh rate.
     let idle = listener.all(Duration::from_millis(3500));
@@ -188,7 +213,11 @@ fn clasp_writes_go_out_as_full_artdmx_frames_and_idle_universes_are_kept_alive()
     times.extend(idle.iter().filter_map(|l| l["t"].as_f64()));
     let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(idle.len() >= 3, "keep-alive frames while idle: {idle:?}");
-    assert!(idle.len() <= 6, "an idle universe is not re-sent at 44 Hz: {} frames", idle.len());
+    assert!(
+        idle.len() <= 6,
+        "an idle universe is not re-sent at 44 Hz: {} frames",
+        idle.len()
+    );
     assert!(
         gaps.iter().all(|g| *g < 1.3),
         "a gap of more than a second while idle: {gaps:?}"
@@ -215,7 +244,11 @@ fn received_values_are_not_echoed_back_out() {
         c.set("/artnet/0/5", 5).await.expect("set");
     });
     let line = listener.json();
-    assert_eq!(levels(&line), vec![(5, 5)], "only CLASP's own writes go out");
+    assert_eq!(
+        levels(&line),
+        vec![(5, 5)],
+        "only CLASP's own writes go out"
+    );
 }
 
 // ---- merging -------------------------------------------------------------------------
@@ -229,14 +262,24 @@ fn htp_merges_two_sources_and_a_silent_source_times_out() {
         let p = port.to_string();
         // Source A: once. Source B: every 100 ms for 9 s.
         send(port, 1, r#"{"1": 100, "2": 200}"#);
-        let _b = Peer::spawn(&["artnet-send", &p, "1", r#"{"1": 150, "2": 50}"#, "90", "0.1"]);
+        let _b = Peer::spawn(&[
+            "artnet-send",
+            &p,
+            "1",
+            r#"{"1": 150, "2": 50}"#,
+            "90",
+            "0.1",
+        ]);
         wait_value(&c, "/artnet/1/1", &Value::Int(150)).await;
         wait_value(&c, "/artnet/1/2", &Value::Int(200)).await;
         let since = Instant::now();
         // A is silent: after the 4 s source timeout only B counts.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(c.get("/artnet/1/2").await.expect("param").value, Value::Int(200),
-            "A is still in the merge after 2 s");
+        assert_eq!(
+            c.get("/artnet/1/2").await.expect("param").value,
+            Value::Int(200),
+            "A is still in the merge after 2 s"
+        );
         let end = Instant::now() + Duration::from_secs(6);
         loop {
             if c.get("/artnet/1/2").await.expect("param").value == Value::Int(50) {
@@ -245,8 +288,14 @@ fn htp_merges_two_sources_and_a_silent_source_times_out() {
             assert!(Instant::now() < end, "source A never timed out");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(since.elapsed() >= Duration::from_secs(3), "timed out too early");
-        assert_eq!(c.get("/artnet/1/1").await.expect("param").value, Value::Int(150));
+        assert!(
+            since.elapsed() >= Duration::from_secs(3),
+            "timed out too early"
+        );
+        assert_eq!(
+            c.get("/artnet/1/1").await.expect("param").value,
+            Value::Int(150)
+        );
     });
 }
 
@@ -292,7 +341,12 @@ fn artpoll_is_answered_with_artpollreply() {
         .filter_map(|u| u.as_u64())
         .collect();
     assert_eq!(universes, vec![0, 1, 2, 3, 4, 5], "{replies:?}");
-    assert!(replies.iter().all(|r| r["short_name"] == "CLASP" && r["ip"] == "127.0.0.1"), "{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|r| r["short_name"] == "CLASP" && r["ip"] == "127.0.0.1"),
+        "{replies:?}"
+    );
 }
 
 /// Waits until the bridge answers (universe 0 frame mapped), for relays whose filter
@@ -337,6 +391,9 @@ fn bad_packets_are_counted_and_never_fatal() {
         // Still serving.
         send(port, 6, r#"{"3": 33}"#);
         wait_value(&c, "/artnet/6/3", &Value::Int(33)).await;
-        assert_eq!(bridge_counter(relay.port, "artnet:/artnet", "bad_input"), before + 4);
+        assert_eq!(
+            bridge_counter(relay.port, "artnet:/artnet", "bad_input"),
+            before + 4
+        );
     });
 }

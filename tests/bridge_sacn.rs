@@ -41,7 +41,10 @@ async fn wait_bridge(c: &Client, port: u16, ns: &str) {
     let mut seq = 0;
     while Instant::now() < end {
         seq += 1;
-        raw(port, &[json!({"universe": 16, "levels": {"1": 1}, "sequence": seq, "cid": 99})]);
+        raw(
+            port,
+            &[json!({"universe": 16, "levels": {"1": 1}, "sequence": seq, "cid": 99})],
+        );
         if sub.next_within(Duration::from_millis(300)).await.is_some() {
             return;
         }
@@ -59,9 +62,19 @@ fn unicast_from_python_sacn_becomes_channel_params() {
         wait_bridge(&c, port, "/sacn").await;
         let mut sub = c.subscribe("/sacn/1/**").await.expect("subscribes");
         let p = port.to_string();
-        let _s = Peer::spawn(&["sacn-send", &p, "1", r#"{"1": 255, "3": 77, "512": 2}"#, "2.5"]);
+        let _s = Peer::spawn(&[
+            "sacn-send",
+            &p,
+            "1",
+            r#"{"1": 255, "3": 77, "512": 2}"#,
+            "2.5",
+        ]);
         let first = collect(&mut sub, 512, WAIT).await;
-        assert_eq!(first.len(), 512, "one param per channel of the first packet");
+        assert_eq!(
+            first.len(),
+            512,
+            "one param per channel of the first packet"
+        );
         let get = |n: u16| {
             first
                 .iter()
@@ -74,7 +87,10 @@ fn unicast_from_python_sacn_becomes_channel_params() {
         assert_eq!(get(2), Some(Value::Int(0)));
         // The sender re-sends the same levels (keep-alive): nothing more is written.
         let more = collect(&mut sub, 1, Duration::from_millis(1500)).await;
-        assert!(more.is_empty(), "unchanged levels were written again: {more:?}");
+        assert!(
+            more.is_empty(),
+            "unchanged levels were written again: {more:?}"
+        );
     });
 }
 
@@ -90,9 +106,21 @@ fn the_highest_priority_wins_and_falls_back_on_termination_and_timeout() {
 
         // A higher priority wins even with a lower level; its stream-terminated packets
         // hand the universe back at once.
-        let mut high = Peer::spawn(&["sacn-send", &p, "2", r#"{"1": 10}"#, "1.5", "150", "high", "1"]);
+        let mut high = Peer::spawn(&[
+            "sacn-send",
+            &p,
+            "2",
+            r#"{"1": 10}"#,
+            "1.5",
+            "150",
+            "high",
+            "1",
+        ]);
         wait_value(&c, "/sacn/2/1", &Value::Int(10)).await;
-        assert!(high.finish(Duration::from_secs(10)), "the high-priority sender failed");
+        assert!(
+            high.finish(Duration::from_secs(10)),
+            "the high-priority sender failed"
+        );
         let stopped = Instant::now();
         wait_value(&c, "/sacn/2/1", &Value::Int(255)).await;
         assert!(
@@ -101,9 +129,21 @@ fn the_highest_priority_wins_and_falls_back_on_termination_and_timeout() {
         );
 
         // A higher-priority source that just goes silent is dropped after 2.5 s.
-        let mut silent = Peer::spawn(&["sacn-send", &p, "2", r#"{"1": 20}"#, "1.0", "150", "silent", "0"]);
+        let mut silent = Peer::spawn(&[
+            "sacn-send",
+            &p,
+            "2",
+            r#"{"1": 20}"#,
+            "1.0",
+            "150",
+            "silent",
+            "0",
+        ]);
         wait_value(&c, "/sacn/2/1", &Value::Int(20)).await;
-        assert!(silent.finish(Duration::from_secs(10)), "the silent sender failed");
+        assert!(
+            silent.finish(Duration::from_secs(10)),
+            "the silent sender failed"
+        );
         let quiet = Instant::now();
         let end = quiet + Duration::from_secs(6);
         loop {
@@ -145,7 +185,11 @@ fn late_sequence_numbers_preview_and_other_start_codes_are_dropped() {
             .filter(|u| u.address.as_str() == "/sacn/3/1")
             .map(|u| &u.value)
             .collect();
-        assert_eq!(ch1, vec![&Value::Int(10)], "channel 1 took a dropped packet");
+        assert_eq!(
+            ch1,
+            vec![&Value::Int(10)],
+            "channel 1 took a dropped packet"
+        );
         assert!(got
             .iter()
             .any(|u| u.address.as_str() == "/sacn/3/2" && u.value == Value::Int(11)));
@@ -175,25 +219,41 @@ fn bad_packets_are_counted_and_never_fatal() {
             assert!(Instant::now() < end, "bad packets not counted");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        raw(port, &[json!({"universe": 5, "levels": {"4": 44}, "sequence": 1})]);
+        raw(
+            port,
+            &[json!({"universe": 5, "levels": {"4": 44}, "sequence": 1})],
+        );
         wait_value(&c, "/sacn/5/4", &Value::Int(44)).await;
-        assert_eq!(bridge_counter(relay.port, "sacn:/sacn", "bad_input"), before + 6);
+        assert_eq!(
+            bridge_counter(relay.port, "sacn:/sacn", "bad_input"),
+            before + 6
+        );
     });
 }
 
 #[test]
 fn standalone_universe_mode_streams_whole_frames() {
     let relay = Relay::start(&[]);
-    let bridge = Standalone::start("sacn", &relay.url(), &["--mode", "universe", "--namespace", "/e131"]);
+    let bridge = Standalone::start(
+        "sacn",
+        &relay.url(),
+        &["--mode", "universe", "--namespace", "/e131"],
+    );
     runtime().block_on(async {
         let c = client(&relay.url()).await;
         let mut sub = c.subscribe("/e131/**").await.expect("subscribes");
         let end = Instant::now() + Duration::from_secs(10);
         let mut seq = 0;
         let update = loop {
-            assert!(Instant::now() < end, "no universe stream from the standalone bridge");
+            assert!(
+                Instant::now() < end,
+                "no universe stream from the standalone bridge"
+            );
             seq += 1;
-            raw(bridge.port, &[json!({"universe": 7, "levels": {"2": 20}, "sequence": seq})]);
+            raw(
+                bridge.port,
+                &[json!({"universe": 7, "levels": {"2": 20}, "sequence": seq})],
+            );
             if let Some(u) = sub.next_within(Duration::from_millis(300)).await {
                 break u;
             }
@@ -239,7 +299,10 @@ fn clasp_writes_go_out_with_priority_name_and_cid_kept_alive_then_terminated() {
         "the receiver timed the universe out while we were idle: {idle:?}"
     );
     // Shutdown sends stream-terminated packets: the receiver drops the universe at once.
-    assert!(relay.terminate(Duration::from_secs(10)).is_some(), "relay did not stop");
+    assert!(
+        relay.terminate(Duration::from_secs(10)).is_some(),
+        "relay did not stop"
+    );
     let stopped = Instant::now();
     let end = stopped + Duration::from_secs(5);
     loop {
@@ -266,7 +329,15 @@ fn standalone_normalized_levels_map_both_ways() {
     let bridge = Standalone::start(
         "sacn",
         &relay.url(),
-        &["--normalize", "--dest", &dest, "--priority", "120", "--source-name", "desk"],
+        &[
+            "--normalize",
+            "--dest",
+            &dest,
+            "--priority",
+            "120",
+            "--source-name",
+            "desk",
+        ],
     );
     runtime().block_on(async {
         let c = client(&relay.url()).await;
@@ -276,7 +347,10 @@ fn standalone_normalized_levels_map_both_ways() {
         let update = loop {
             assert!(Instant::now() < end, "no value from the standalone bridge");
             seq += 1;
-            raw(bridge.port, &[json!({"universe": 8, "levels": {"1": 51}, "sequence": seq})]);
+            raw(
+                bridge.port,
+                &[json!({"universe": 8, "levels": {"1": 51}, "sequence": seq})],
+            );
             if let Some(u) = sub.next_within(Duration::from_millis(300)).await {
                 break u;
             }
@@ -289,10 +363,16 @@ fn standalone_normalized_levels_map_both_ways() {
     loop {
         let line = listener.json();
         if levels(&line) == vec![(3, 128), (4, 255)] {
-            assert_eq!((line["priority"].as_u64(), line["name"].as_str()), (Some(120), Some("desk")));
+            assert_eq!(
+                (line["priority"].as_u64(), line["name"].as_str()),
+                (Some(120), Some("desk"))
+            );
             break;
         }
-        assert!(Instant::now() < end, "the receiver never saw both channels (last {line})");
+        assert!(
+            Instant::now() < end,
+            "the receiver never saw both channels (last {line})"
+        );
     }
 }
 
@@ -345,7 +425,11 @@ impl Drop for Running {
 fn clasp_in(ns: &Netns, url: &str, args: &[&str]) -> (bool, String) {
     let mut all = vec!["--url", url, "--timeout", "1"];
     all.extend_from_slice(args);
-    let o = common::run_with_timeout(ns.exec(env!("CARGO_BIN_EXE_clasp"), &all), Duration::from_secs(10), "clasp");
+    let o = common::run_with_timeout(
+        ns.exec(env!("CARGO_BIN_EXE_clasp"), &all),
+        Duration::from_secs(10),
+        "clasp",
+    );
     (o.status.is_some_and(|s| s.success()), o.stdout)
 }
 
@@ -357,7 +441,15 @@ fn multicast_groups_are_joined_and_sent_to_in_a_network_namespace() {
     let relay = ns
         .exec(
             env!("CARGO_BIN_EXE_clasp"),
-            &["relay", "--host", "0.0.0.0", "--ws-port", &ws, "--log-level", "warn"],
+            &[
+                "relay",
+                "--host",
+                "0.0.0.0",
+                "--ws-port",
+                &ws,
+                "--log-level",
+                "warn",
+            ],
         )
         .args(["--sacn-port", "5568", "--sacn-universes", "1-4"])
         .stdin(std::process::Stdio::null())
@@ -367,15 +459,28 @@ fn multicast_groups_are_joined_and_sent_to_in_a_network_namespace() {
     let _relay = Running(relay);
     let end = Instant::now() + Duration::from_secs(10);
     while !clasp_in(&ns, &url, &["ping"]).0 {
-        assert!(Instant::now() < end, "the relay in the namespace never answered");
+        assert!(
+            Instant::now() < end,
+            "the relay in the namespace never answered"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bridges/dmx_peer.py");
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bridges/dmx_peer.py");
     let script = script.to_str().expect("utf-8 path");
 
     // Inbound: python sends universe 1 to 239.255.0.1; the bridge joined that group.
     let sender = ns
-        .exec("python3", &[script, "sacn-send-mcast", "1", r#"{"1": 255, "2": 128}"#, "3"])
+        .exec(
+            "python3",
+            &[
+                script,
+                "sacn-send-mcast",
+                "1",
+                r#"{"1": 255, "2": 128}"#,
+                "3",
+            ],
+        )
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("sender starts");
@@ -386,7 +491,10 @@ fn multicast_groups_are_joined_and_sent_to_in_a_network_namespace() {
         if out.starts_with("/sacn/1/2 = 128 ") {
             break;
         }
-        assert!(Instant::now() < end, "multicast universe 1 never arrived (last {out:?})");
+        assert!(
+            Instant::now() < end,
+            "multicast universe 1 never arrived (last {out:?})"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -401,7 +509,10 @@ fn multicast_groups_are_joined_and_sent_to_in_a_network_namespace() {
     let (tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if tx.send(line).is_err() {
                 break;
             }
@@ -409,7 +520,10 @@ fn multicast_groups_are_joined_and_sent_to_in_a_network_namespace() {
     });
     let ready = lines.recv_timeout(WAIT).expect("receiver ready");
     assert!(ready.contains("ready"), "{ready}");
-    assert!(clasp_in(&ns, &url, &["set", "/sacn/2/7", "70"]).0, "clasp set");
+    assert!(
+        clasp_in(&ns, &url, &["set", "/sacn/2/7", "70"]).0,
+        "clasp set"
+    );
     let end = Instant::now() + WAIT;
     loop {
         let line = lines

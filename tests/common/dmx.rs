@@ -67,10 +67,7 @@ impl Peer {
     /// The next JSON line within `within`, if any.
     pub fn json_within(&self, within: Duration) -> Option<serde_json::Value> {
         let line = self.lines.recv_timeout(within).ok()?;
-        Some(
-            serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("{}: {line:?}: {e}", self.what)),
-        )
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{}: {line:?}: {e}", self.what)))
     }
 
     /// The next JSON line; panics after [`WAIT`].

@@ -158,12 +158,38 @@ mod tests {
         let d = Cli::parse_from(["x"]).artnet;
         let def = ArtnetConfig::default();
         assert_eq!(
-            (d.port, &d.interface, &d.namespace, &d.universes, d.mode, d.merge),
-            (def.port, &def.interface, &def.namespace, &def.universes, def.mode, def.merge)
+            (
+                d.port,
+                &d.interface,
+                &d.namespace,
+                &d.universes,
+                d.mode,
+                d.merge
+            ),
+            (
+                def.port,
+                &def.interface,
+                &def.namespace,
+                &def.universes,
+                def.mode,
+                def.merge
+            )
         );
         assert_eq!(
-            (d.source_timeout, d.refresh_rate, &d.broadcast, &d.short_name, &d.long_name),
-            (def.source_timeout, def.refresh_rate, &def.broadcast, &def.short_name, &def.long_name)
+            (
+                d.source_timeout,
+                d.refresh_rate,
+                &d.broadcast,
+                &d.short_name,
+                &d.long_name
+            ),
+            (
+                def.source_timeout,
+                def.refresh_rate,
+                &def.broadcast,
+                &def.short_name,
+                &def.long_name
+            )
         );
         assert!(ArtnetBridge::new(d).is_ok());
         let c = Cli::parse_from(["x", "--universes", "40000"]).artnet;

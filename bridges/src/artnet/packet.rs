@@ -151,9 +151,11 @@ pub fn poll_replies(node: &NodeInfo, universes: &[u16]) -> Vec<Vec<u8>> {
             let mut port_types = [0u8; 4];
             let mut good = [0u8; 4];
             for (slot, u) in ports.iter().enumerate() {
-                if let (Some(s), Some(t), Some(g)) =
-                    (swin.get_mut(slot), port_types.get_mut(slot), good.get_mut(slot))
-                {
+                if let (Some(s), Some(t), Some(g)) = (
+                    swin.get_mut(slot),
+                    port_types.get_mut(slot),
+                    good.get_mut(slot),
+                ) {
                     *s = (*u & 0x0f) as u8;
                     // Bit 7: can output from Art-Net; bit 6: can input to Art-Net; DMX512.
                     *t = 0xc0;
@@ -191,7 +193,9 @@ pub fn poll_replies(node: &NodeInfo, universes: &[u16]) -> Vec<Vec<u8>> {
                 status_2: 0x08,
                 filler: [0; 26],
             };
-            ArtCommand::PollReply(Box::new(reply)).write_to_buffer().ok()
+            ArtCommand::PollReply(Box::new(reply))
+                .write_to_buffer()
+                .ok()
         })
         .collect()
 }

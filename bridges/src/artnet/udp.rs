@@ -137,7 +137,11 @@ fn listed_universes(config: &ArtnetConfig, core: &DmxCore<SocketAddr>) -> Vec<u1
         .filter(|u| core.handles(*u))
         .take(MAX_LISTED)
         .collect();
-    listed.extend(core.out.universes().filter(|u| config.universes.contains(*u)));
+    listed.extend(
+        core.out
+            .universes()
+            .filter(|u| config.universes.contains(*u)),
+    );
     listed.sort_unstable();
     listed.dedup();
     listed.truncate(MAX_LISTED);
@@ -189,12 +193,16 @@ impl Sender<'_> {
                     for dest in &self.dests {
                         match self.socket.send_to(&bytes, dest).await {
                             Ok(_) => BridgeStats::bump(&core.stats().sent),
-                            Err(e) => tracing::debug!(bridge = %core.stats().name, %dest, error = %e, "ArtDmx not sent"),
+                            Err(e) => {
+                                tracing::debug!(bridge = %core.stats().name, %dest, error = %e, "ArtDmx not sent")
+                            }
                         }
                     }
                     self.own.insert(universe, (seq, levels));
                 }
-                Err(e) => tracing::warn!(bridge = %core.stats().name, universe, error = %e, "ArtDmx not encoded"),
+                Err(e) => {
+                    tracing::warn!(bridge = %core.stats().name, universe, error = %e, "ArtDmx not encoded")
+                }
             }
             core.out.sent(universe, now);
         }

@@ -216,10 +216,9 @@ impl<S: PartialEq + Clone> DmxCore<S> {
                 return;
             }
         }
-        self.stats.received.fetch_add(
-            writes.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.stats
+            .received
+            .fetch_add(writes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for (address, value) in writes {
             self.echo.inbound(&address, (), &value);
             let link = self.link.clone();

@@ -82,11 +82,7 @@ pub async fn resolve(
             })?
             .map_err(|e| BridgeError::io(format!("resolve {full}"), e))?;
         let addrs: Vec<SocketAddr> = found.collect();
-        if let Some(a) = addrs
-            .iter()
-            .find(|a| a.is_ipv4() == ipv4)
-            .or(addrs.first())
-        {
+        if let Some(a) = addrs.iter().find(|a| a.is_ipv4() == ipv4).or(addrs.first()) {
             out.push(*a);
         }
     }

@@ -116,7 +116,10 @@ mod tests {
         assert_eq!(parse_path("/3/17"), Ok(DmxPath::Channel(3, 17)));
         assert_eq!(parse_path("/0/512"), Ok(DmxPath::Channel(0, 512)));
         assert_eq!(parse_path("/7"), Ok(DmxPath::Universe(7)));
-        assert_eq!(parse_path(&channel_path(3, 17)), Ok(DmxPath::Channel(3, 17)));
+        assert_eq!(
+            parse_path(&channel_path(3, 17)),
+            Ok(DmxPath::Channel(3, 17))
+        );
         assert_eq!(parse_path(&universe_path(9)), Ok(DmxPath::Universe(9)));
         assert_eq!(parse_path("/0/0"), Err(MapError::Channel(0)));
         assert_eq!(parse_path("/0/513"), Err(MapError::Channel(513)));
@@ -151,7 +154,10 @@ mod tests {
 
     #[test]
     fn frames_are_bytes_or_arrays() {
-        assert_eq!(value_frame(&Value::Bytes(vec![1, 2]), false), Ok(vec![1, 2]));
+        assert_eq!(
+            value_frame(&Value::Bytes(vec![1, 2]), false),
+            Ok(vec![1, 2])
+        );
         let arr = Value::Array(vec![Value::Int(3), Value::Int(255)]);
         assert_eq!(value_frame(&arr, false), Ok(vec![3, 255]));
         assert!(value_frame(&Value::Bytes(vec![0; 513]), false).is_err());

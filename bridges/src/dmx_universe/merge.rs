@@ -183,9 +183,7 @@ impl<S: PartialEq + Clone> Merger<S> {
             MergeMode::Ltp => {
                 let newest = live().max_by_key(|s| s.seen);
                 for (c, (o, owner)) in out.iter_mut().zip(self.owner.iter()).enumerate() {
-                    let from = owner
-                        .and_then(|id| live().find(|s| s.id == id))
-                        .or(newest);
+                    let from = owner.and_then(|id| live().find(|s| s.id == id)).or(newest);
                     *o = from.and_then(|s| s.data.get(c)).copied().unwrap_or(0);
                 }
             }
@@ -235,7 +233,13 @@ mod tests {
         let t0 = Instant::now();
         let mut m = Merger::new(MergeMode::Htp, Duration::from_millis(2500));
         m.receive(&"low", 50, None, &frame(&[255]), t0);
-        m.receive(&"high", 150, None, &frame(&[7]), t0 + Duration::from_secs(1));
+        m.receive(
+            &"high",
+            150,
+            None,
+            &frame(&[7]),
+            t0 + Duration::from_secs(1),
+        );
         assert_eq!(m.merged().0[0], 7);
         assert!(m.expire(t0 + Duration::from_millis(2600)));
         assert_eq!(m.source_count(), 1);
@@ -250,7 +254,10 @@ mod tests {
         let mut m = Merger::new(MergeMode::Htp, Duration::from_secs(4));
         assert_eq!(m.receive(&1, 100, Some(10), &[1], now), Received::Taken);
         assert_eq!(m.receive(&1, 100, Some(9), &[2], now), Received::OutOfOrder);
-        assert_eq!(m.receive(&1, 100, Some(10), &[2], now), Received::OutOfOrder);
+        assert_eq!(
+            m.receive(&1, 100, Some(10), &[2], now),
+            Received::OutOfOrder
+        );
         assert_eq!(m.receive(&1, 100, Some(11), &[3], now), Received::Taken);
         assert_eq!(m.merged().0[0], 3);
         // Wrap-around and a long jump back (a restarted sender) are accepted.

@@ -209,12 +209,38 @@ mod tests {
         let d = Cli::parse_from(["x"]).sacn;
         let def = SacnConfig::default();
         assert_eq!(
-            (d.port, &d.interface, &d.namespace, &d.universes, d.mode, d.merge),
-            (def.port, &def.interface, &def.namespace, &def.universes, def.mode, def.merge)
+            (
+                d.port,
+                &d.interface,
+                &d.namespace,
+                &d.universes,
+                d.mode,
+                d.merge
+            ),
+            (
+                def.port,
+                &def.interface,
+                &def.namespace,
+                &def.universes,
+                def.mode,
+                def.merge
+            )
         );
         assert_eq!(
-            (d.source_timeout, d.priority, &d.source_name, d.refresh_rate, &d.multicast_interface),
-            (def.source_timeout, def.priority, &def.source_name, def.refresh_rate, &def.multicast_interface)
+            (
+                d.source_timeout,
+                d.priority,
+                &d.source_name,
+                d.refresh_rate,
+                &d.multicast_interface
+            ),
+            (
+                def.source_timeout,
+                def.priority,
+                &def.source_name,
+                def.refresh_rate,
+                &def.multicast_interface
+            )
         );
         let a = SacnBridge::new(d).unwrap();
         let b = SacnBridge::new(SacnConfig::default()).unwrap();

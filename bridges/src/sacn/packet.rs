@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(bytes.len(), 126 + 512);
         match decode(&bytes).unwrap() {
             Received::Data(f) => {
-                assert_eq!((f.universe, f.priority, f.sequence, f.terminated), (63_999, 100, 7, false));
+                assert_eq!(
+                    (f.universe, f.priority, f.sequence, f.terminated),
+                    (63_999, 100, 7, false)
+                );
                 assert_eq!((f.levels.len(), f.levels[0], f.levels[511]), (512, 255, 3));
                 assert_eq!(f.cid, source().cid);
             }

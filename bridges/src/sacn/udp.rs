@@ -45,9 +45,15 @@ fn open(config: &SacnConfig, mcast_if: Ipv4Addr) -> Result<std::net::UdpSocket, 
     socket.set_reuse_address(true).map_err(io("reuse"))?;
     socket.set_nonblocking(true).map_err(io("non-blocking"))?;
     socket.bind(&addr.into()).map_err(io("bind"))?;
-    socket.set_multicast_loop_v4(true).map_err(io("multicast loop on"))?;
-    socket.set_multicast_if_v4(&mcast_if).map_err(io("multicast interface on"))?;
-    socket.set_multicast_ttl_v4(8).map_err(io("multicast TTL on"))?;
+    socket
+        .set_multicast_loop_v4(true)
+        .map_err(io("multicast loop on"))?;
+    socket
+        .set_multicast_if_v4(&mcast_if)
+        .map_err(io("multicast interface on"))?;
+    socket
+        .set_multicast_ttl_v4(8)
+        .map_err(io("multicast TTL on"))?;
     Ok(socket.into())
 }
 
@@ -195,11 +201,15 @@ impl Sender {
                     for dest in self.targets(universe) {
                         match socket.send_to(&bytes, dest).await {
                             Ok(_) => BridgeStats::bump(&core.stats().sent),
-                            Err(e) => tracing::debug!(bridge = %self.bridge, %dest, error = %e, "sACN packet not sent"),
+                            Err(e) => {
+                                tracing::debug!(bridge = %self.bridge, %dest, error = %e, "sACN packet not sent")
+                            }
                         }
                     }
                 }
-                Err(e) => tracing::warn!(bridge = %self.bridge, universe, error = %e, "sACN packet not encoded"),
+                Err(e) => {
+                    tracing::warn!(bridge = %self.bridge, universe, error = %e, "sACN packet not encoded")
+                }
             }
             core.out.sent(universe, now);
         }

@@ -232,8 +232,11 @@ fn measure(
     pid: Option<u32>,
 ) -> Result<Run> {
     let start = Instant::now();
-    let sent_at: Arc<Vec<AtomicU64>> =
-        Arc::new((0..usize::from(UNIVERSES) * COUNTER).map(|_| AtomicU64::new(0)).collect());
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new(
+        (0..usize::from(UNIVERSES) * COUNTER)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
+    );
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let latencies = Arc::new(Mutex::new(Vec::new()));
@@ -258,7 +261,9 @@ fn measure(
                 };
                 let now = start.elapsed().as_micros() as u64;
                 let i = usize::from(u.wrapping_sub(proto.first_universe()));
-                let Some(slot) = last.get_mut(i) else { continue };
+                let Some(slot) = last.get_mut(i) else {
+                    continue;
+                };
                 if measuring.load(Ordering::Relaxed) {
                     frames_out.fetch_add(1, Ordering::Relaxed);
                 }
@@ -361,7 +366,10 @@ fn main() -> Result<()> {
         // Floor: the same sender and receiver, directly.
         let rx = UdpSocket::bind("127.0.0.1:0")?;
         let to = rx.local_addr()?.port();
-        rows.push(row(&format!("{name} direct (floor)"), &measure(proto, to, rx, cli.rate, cli.seconds, None)?));
+        rows.push(row(
+            &format!("{name} direct (floor)"),
+            &measure(proto, to, rx, cli.rate, cli.seconds, None)?,
+        ));
 
         let rx = UdpSocket::bind("127.0.0.1:0")?;
         let target = rx.local_addr()?.port();
