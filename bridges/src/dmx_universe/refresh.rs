@@ -114,9 +114,9 @@ impl Outputs {
     pub fn next_due(&self) -> Option<Instant> {
         self.universes
             .values()
-            .map(|u| match u.last_sent {
-                None => None,
-                Some(at) => Some(at + if u.dirty { self.period } else { self.keepalive }),
+            .map(|u| {
+                u.last_sent
+                    .map(|at| at + if u.dirty { self.period } else { self.keepalive })
             })
             .min_by(|a, b| match (a, b) {
                 (None, _) => std::cmp::Ordering::Less,
