@@ -260,27 +260,36 @@ fn htp_merges_two_sources_and_a_silent_source_times_out() {
         let c = client(&relay.url()).await;
         wait_bridge(&c, port, "/artnet").await;
         let p = port.to_string();
-        // Source A: once. Source B: every 100 ms for 9 s.
-        send(port, 1, r#"{"1": 100, "2": 200}"#);
+        // Source B: every 100 ms for 15 s. Source A: every 100 ms for 1.5 s, then silent.
         let _b = Peer::spawn(&[
             "artnet-send",
             &p,
             "1",
             r#"{"1": 150, "2": 50}"#,
-            "90",
+            "150",
+            "0.1",
+        ]);
+        let mut a = Peer::spawn(&[
+            "artnet-send",
+            &p,
+            "1",
+            r#"{"1": 100, "2": 200}"#,
+            "15",
             "0.1",
         ]);
         wait_value(&c, "/artnet/1/1", &Value::Int(150)).await;
         wait_value(&c, "/artnet/1/2", &Value::Int(200)).await;
+        assert!(a.finish(Duration::from_secs(20)), "source A failed");
+        // A's last frame was sent before this instant.
         let since = Instant::now();
-        // A is silent: after the 4 s source timeout only B counts.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(
             c.get("/artnet/1/2").await.expect("param").value,
             Value::Int(200),
-            "A is still in the merge after 2 s"
+            "A left the merge before its 4 s timeout"
         );
-        let end = Instant::now() + Duration::from_secs(6);
+        // After the 4 s source timeout only B counts.
+        let end = Instant::now() + Duration::from_secs(8);
         loop {
             if c.get("/artnet/1/2").await.expect("param").value == Value::Int(50) {
                 break;

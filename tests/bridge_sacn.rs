@@ -129,21 +129,27 @@ fn the_highest_priority_wins_and_falls_back_on_termination_and_timeout() {
         );
 
         // A higher-priority source that just goes silent is dropped after 2.5 s.
-        let mut silent = Peer::spawn(&[
+        let silent = Peer::spawn(&[
             "sacn-send",
             &p,
             "2",
             r#"{"1": 20}"#,
-            "1.0",
+            "2.5",
             "150",
             "silent",
             "0",
         ]);
         wait_value(&c, "/sacn/2/1", &Value::Int(20)).await;
-        assert!(
-            silent.finish(Duration::from_secs(10)),
-            "the silent sender failed"
-        );
+        // Its last packet went out at most 1 s before it says it stopped (the library
+        // re-sends unchanged data once a second).
+        let end = Instant::now() + Duration::from_secs(10);
+        while silent
+            .json_within(Duration::from_millis(100))
+            .map(|l| l["stopped"].is_null())
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < end, "the silent sender never stopped");
+        }
         let quiet = Instant::now();
         let end = quiet + Duration::from_secs(6);
         loop {
@@ -155,7 +161,7 @@ fn the_highest_priority_wins_and_falls_back_on_termination_and_timeout() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(
-            quiet.elapsed() >= Duration::from_millis(1500),
+            quiet.elapsed() >= Duration::from_millis(1000),
             "dropped before the data-loss timeout: {:?}",
             quiet.elapsed()
         );
@@ -389,7 +395,10 @@ impl Netns {
             let status = Command::new("ip").args(args).status().expect("runs ip");
             assert!(status.success(), "ip {args:?} failed (the test needs root)");
         };
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
         ip(&["netns", "add", &name]);
         let ns = Netns(name);
         ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
@@ -518,8 +527,14 @@ fn multicast_groups_are_joined_and_sent_to_in_a_network_namespace() {
             }
         }
     });
-    let ready = lines.recv_timeout(WAIT).expect("receiver ready");
-    assert!(ready.contains("ready"), "{ready}");
+    // It may hear universe 1 first: the host joined that group, and Linux delivers a
+    // group's packets to every socket bound to the port.
+    let end = Instant::now() + WAIT;
+    while !lines
+        .recv_timeout(end.saturating_duration_since(Instant::now()))
+        .expect("receiver ready")
+        .contains("ready")
+    {}
     assert!(
         clasp_in(&ns, &url, &["set", "/sacn/2/7", "70"]).0,
         "clasp set"
