@@ -406,3 +406,36 @@ fn bad_packets_are_counted_and_never_fatal() {
         );
     });
 }
+
+#[test]
+fn whole_frames_written_to_a_universe_address_go_out() {
+    let out = udp_port();
+    let listener = Peer::listening(&["artnet-listen", &out.to_string(), "8", "3"]);
+    let dest = format!("127.0.0.1:{out}");
+    let (relay, _port) = embedded(&["--artnet-dest", &dest]);
+    runtime().block_on(async {
+        let c = client(&relay.url()).await;
+        // Bytes set levels from channel 1; an array of levels does too.
+        c.set("/artnet/3", Value::Bytes(vec![1, 2, 3]))
+            .await
+            .expect("set");
+        c.set(
+            "/artnet/3",
+            Value::Array(vec![Value::Int(9), Value::Int(8)]),
+        )
+        .await
+        .expect("set");
+    });
+    let want = vec![(1, 9), (2, 8), (3, 3)];
+    let end = Instant::now() + WAIT;
+    loop {
+        let line = listener.json();
+        if levels(&line) == want {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "listener never saw {want:?} (last {line})"
+        );
+    }
+}
