@@ -83,9 +83,10 @@ pub fn decode(bytes: &[u8]) -> Result<Received, PacketError> {
 /// The crate's errors carry the whole packet; keep the log line short.
 fn short(e: &artnet_protocol::Error) -> String {
     let text = e.to_string();
-    match text.char_indices().nth(120) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text,
+    if text.chars().count() > 120 {
+        format!("{}...", text.chars().take(120).collect::<String>())
+    } else {
+        text
     }
 }
 
