@@ -1,11 +1,11 @@
 //! The Art-Net bridge against independent peers: stupidArtnet's sender and
-//! StupidArtnetServer (`tests/bridges/dmx_peer.py`), values checked with the Rust client.
+//! StupidArtnetServer (`tests/bridges/artnet_sacn_peer.py`), values checked with the Rust client.
 //! Embedded (`clasp relay --artnet-port`) and standalone (`clasp artnet --target`), on
 //! free loopback ports (real gear's 6454 is only the default).
 
 mod common;
-#[path = "common/dmx.rs"]
-mod dmx;
+#[path = "common/dmx_ip.rs"]
+mod dmx_ip;
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clasp::Client;
 use clasp_proto::{SignalType, Value};
 use common::Relay;
-use dmx::*;
+use dmx_ip::*;
 
 /// A relay with the Art-Net bridge on a free port; extra relay flags.
 fn embedded(extra: &[&str]) -> (Relay, u16) {

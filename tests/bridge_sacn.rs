@@ -1,11 +1,11 @@
 //! The sACN (E1.31) bridge against independent peers: the `sacn` PyPI library's sender,
-//! receiver and packet class (`tests/bridges/dmx_peer.py`), values checked with the Rust
+//! receiver and packet class (`tests/bridges/artnet_sacn_peer.py`), values checked with the Rust
 //! client. Unicast on free loopback ports; multicast in a network namespace the test
 //! creates (loopback multicast needs a route the host should not be given).
 
 mod common;
-#[path = "common/dmx.rs"]
-mod dmx;
+#[path = "common/dmx_ip.rs"]
+mod dmx_ip;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clasp::Client;
 use clasp_proto::{SignalType, Value};
 use common::Relay;
-use dmx::*;
+use dmx_ip::*;
 use serde_json::json;
 
 fn embedded(extra: &[&str]) -> (Relay, u16) {
@@ -474,8 +474,8 @@ fn multicast_groups_are_joined_and_sent_to_in_a_network_namespace() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bridges/dmx_peer.py");
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/bridges/artnet_sacn_peer.py");
     let script = script.to_str().expect("utf-8 path");
 
     // Inbound: python sends universe 1 to 239.255.0.1; the bridge joined that group.

@@ -4,26 +4,26 @@ built on stupidArtnet and sacn from PyPI (not our code). Events are printed as J
 
 LEVELS is a JSON object {"channel": level} (channels 1-512; others are 0).
 
-  dmx_peer.py artnet-send PORT UNIVERSE LEVELS [COUNT] [INTERVAL]
+  artnet_sacn_peer.py artnet-send PORT UNIVERSE LEVELS [COUNT] [INTERVAL]
         StupidArtnet to 127.0.0.1:PORT: COUNT frames (default 1) INTERVAL s apart, from one
         socket (one source); prints {"sent": COUNT}
-  dmx_peer.py artnet-listen PORT SECONDS UNIVERSE
+  artnet_sacn_peer.py artnet-listen PORT SECONDS UNIVERSE
         StupidArtnetServer on PORT: {"ready": true}, then per ArtDmx frame of UNIVERSE
         {"t": unix s, "levels": {nonzero channels}}
-  dmx_peer.py artnet-poll PORT
+  artnet_sacn_peer.py artnet-poll PORT
         an ArtPoll to 127.0.0.1:PORT (stupidArtnet has no poll; the 14-byte packet is built
         here), prints each ArtPollReply's fields for 1 s
-  dmx_peer.py sacn-send PORT UNIVERSE LEVELS SECONDS [PRIORITY] [NAME] [TERMINATE]
+  artnet_sacn_peer.py sacn-send PORT UNIVERSE LEVELS SECONDS [PRIORITY] [NAME] [TERMINATE]
         sacn.sACNsender unicast to 127.0.0.1:PORT for SECONDS (it re-sends every second and on
         change); TERMINATE=1 deactivates the output (stream terminated) at the end
-  dmx_peer.py sacn-listen PORT SECONDS UNIVERSE
+  artnet_sacn_peer.py sacn-listen PORT SECONDS UNIVERSE
         sacn.sACNreceiver on 127.0.0.1:PORT: {"ready": true}, then per packet
         {"t", "priority", "name", "sequence", "levels"}, and {"available": "timeout"} events
-  dmx_peer.py sacn-send-mcast UNIVERSE LEVELS SECONDS
+  artnet_sacn_peer.py sacn-send-mcast UNIVERSE LEVELS SECONDS
         sacn.sACNsender by multicast (239.255.hi.lo:5568) for SECONDS
-  dmx_peer.py sacn-listen-mcast SECONDS UNIVERSE
+  artnet_sacn_peer.py sacn-listen-mcast SECONDS UNIVERSE
         sacn.sACNreceiver on 0.0.0.0:5568 joined to UNIVERSE's group; lines as sacn-listen
-  dmx_peer.py sacn-raw PORT SPEC [SPEC ...]
+  artnet_sacn_peer.py sacn-raw PORT SPEC [SPEC ...]
         data packets built by sacn.messages.DataPacket, sent in order from one socket; SPEC
         is JSON {"universe", "levels", "sequence", "priority", "cid" (int), "terminated",
         "preview", "start_code", "patch": {byte offset: value}, "truncate": n} (the last two

@@ -1,5 +1,5 @@
 //! Harness of the Art-Net and sACN bridge tests: the independent peers of
-//! `tests/bridges/dmx_peer.py` (stupidArtnet, sacn) as processes whose JSON lines are
+//! `tests/bridges/artnet_sacn_peer.py` (stupidArtnet, sacn) as processes whose JSON lines are
 //! read with bounded waits, the Rust client, and the relay's bridge counters.
 #![allow(dead_code)]
 
@@ -22,7 +22,7 @@ pub fn udp_port() -> u16 {
 }
 
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bridges/dmx_peer.py")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bridges/artnet_sacn_peer.py")
 }
 
 /// A running peer whose stdout lines are collected; killed when dropped.
@@ -33,9 +33,9 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts `dmx_peer.py <args>`.
+    /// Starts `artnet_sacn_peer.py <args>`.
     pub fn spawn(args: &[&str]) -> Peer {
-        let what = format!("dmx_peer.py {}", args.join(" "));
+        let what = format!("artnet_sacn_peer.py {}", args.join(" "));
         let mut child = Command::new("python3")
             .arg(script())
             .args(args)
@@ -114,7 +114,7 @@ pub fn run_peer(args: &[&str]) -> Vec<serde_json::Value> {
     let mut p = Peer::spawn(args);
     let ok = p.finish(Duration::from_secs(30));
     let lines = p.all(Duration::from_millis(100));
-    assert!(ok, "dmx_peer.py {args:?} failed: {lines:?}");
+    assert!(ok, "artnet_sacn_peer.py {args:?} failed: {lines:?}");
     lines
 }
 
