@@ -10,10 +10,12 @@ use clasp_actors::health::ActorTable;
 use clasp_actors::link::RouterLink;
 use clasp_actors::relay::{HttpMount, Relay};
 use clasp_bridges::dmx::{DeviceKind, DmxBridge, DmxConfig};
+use clasp_bridges::artnet::{ArtnetBridge, ArtnetConfig};
 use clasp_bridges::http::{HttpBridge, HttpConfig};
 use clasp_bridges::midi::{MidiBridge, MidiConfig};
 use clasp_bridges::mqtt::{MqttClientBridge, MqttClientConfig, MqttServerBridge, MqttServerConfig};
 use clasp_bridges::osc::{OscBridge, OscConfig};
+use clasp_bridges::sacn::{SacnBridge, SacnConfig};
 use clasp_bridges::wsjson::{WsJsonBridge, WsJsonConfig};
 use clasp_bridges::{spawn, BridgeHandle, BridgeRegistry, LinkSource, Namespace};
 
@@ -65,6 +67,30 @@ pub struct EmbeddedBridges {
     /// Address prefix of the embedded MIDI bridge.
     #[arg(long, default_value = "/midi")]
     pub midi_namespace: Namespace,
+    /// Run the Art-Net bridge on this UDP port (real gear uses 6454).
+    #[arg(long, env = "CLASP_ARTNET_PORT")]
+    pub artnet_port: Option<u16>,
+    /// Address prefix of the embedded Art-Net bridge.
+    #[arg(long, default_value = "/artnet")]
+    pub artnet_namespace: Namespace,
+    /// Art-Net universes received and sent (e.g. 0-15,20).
+    #[arg(long, default_value = "0-15")]
+    pub artnet_universes: clasp_bridges::dmx_universe::UniverseSet,
+    /// Where the embedded Art-Net bridge sends ArtDmx (host[:port], repeatable); none: broadcast.
+    #[arg(long = "artnet-dest", value_name = "HOST[:PORT]")]
+    pub artnet_dest: Vec<String>,
+    /// Run the sACN (E1.31) bridge on this UDP port (E1.31 uses 5568).
+    #[arg(long, env = "CLASP_SACN_PORT")]
+    pub sacn_port: Option<u16>,
+    /// Address prefix of the embedded sACN bridge.
+    #[arg(long, default_value = "/sacn")]
+    pub sacn_namespace: Namespace,
+    /// sACN universes received and sent (e.g. 1-16).
+    #[arg(long, default_value = "1-16")]
+    pub sacn_universes: clasp_bridges::dmx_universe::UniverseSet,
+    /// Where the embedded sACN bridge sends (host[:port], repeatable); none: multicast.
+    #[arg(long = "sacn-dest", value_name = "HOST[:PORT]")]
+    pub sacn_dest: Vec<String>,
 }
 
 impl EmbeddedBridges {
@@ -134,7 +160,7 @@ impl EmbeddedBridges {
         if let Some(port) = self.ws_json_port {
             specs.push(BridgeSpec::Websocket(WsJsonConfig {
                 port,
-                bind,
+                bind: bind.clone(),
                 ..WsJsonConfig::default()
             }));
         }
@@ -151,6 +177,26 @@ impl EmbeddedBridges {
                 device: Some(device.clone()),
                 namespace: self.midi_namespace.clone(),
                 ..MidiConfig::default()
+            }));
+        }
+        if let Some(port) = self.artnet_port {
+            specs.push(BridgeSpec::Artnet(ArtnetConfig {
+                port,
+                interface: bind.clone(),
+                namespace: self.artnet_namespace.clone(),
+                universes: self.artnet_universes.clone(),
+                dest: self.artnet_dest.clone(),
+                ..ArtnetConfig::default()
+            }));
+        }
+        if let Some(port) = self.sacn_port {
+            specs.push(BridgeSpec::Sacn(SacnConfig {
+                port,
+                interface: bind,
+                namespace: self.sacn_namespace.clone(),
+                universes: self.sacn_universes.clone(),
+                dest: self.sacn_dest.clone(),
+                ..SacnConfig::default()
             }));
         }
         specs
@@ -176,6 +222,10 @@ pub enum BridgeSpec {
     Dmx(DmxConfig),
     /// MIDI (a JACK port or a raw MIDI byte stream).
     Midi(MidiConfig),
+    /// Art-Net.
+    Artnet(ArtnetConfig),
+    /// sACN (E1.31).
+    Sacn(SacnConfig),
 }
 
 impl BridgeSpec {
@@ -204,6 +254,8 @@ impl BridgeSpec {
             BridgeSpec::Websocket(c) => go!(WsJsonBridge::new(c)),
             BridgeSpec::Dmx(c) => go!(DmxBridge::new(c)),
             BridgeSpec::Midi(c) => go!(MidiBridge::new(c)),
+            BridgeSpec::Artnet(c) => go!(ArtnetBridge::new(c)),
+            BridgeSpec::Sacn(c) => go!(SacnBridge::new(c)),
         }
     }
 }
@@ -295,6 +347,10 @@ pub enum BridgeCommand {
     Dmx(Standalone<DmxConfig>),
     /// A MIDI device (JACK port or raw byte stream) to and from a relay.
     Midi(Standalone<MidiConfig>),
+    /// Art-Net (DMX over UDP) to and from a relay.
+    Artnet(Standalone<ArtnetConfig>),
+    /// sACN / E1.31 (DMX over UDP multicast) to and from a relay.
+    Sacn(Standalone<SacnConfig>),
 }
 
 /// A standalone bridge's own flags plus the relay it serves.
@@ -326,6 +382,8 @@ pub fn run_standalone(conn: Conn, cmd: BridgeCommand) -> anyhow::Result<()> {
             BridgeCommand::Websocket(s) => s.target.clone(),
             BridgeCommand::Dmx(s) => s.target.clone(),
             BridgeCommand::Midi(s) => s.target.clone(),
+            BridgeCommand::Artnet(s) => s.target.clone(),
+            BridgeCommand::Sacn(s) => s.target.clone(),
         }
         .unwrap_or_else(|| conn.url.clone());
         let mut builder = clasp_actors::client::Client::builder(target.clone())
@@ -351,6 +409,8 @@ pub fn run_standalone(conn: Conn, cmd: BridgeCommand) -> anyhow::Result<()> {
             BridgeCommand::Websocket(s) => spawn(WsJsonBridge::new(s.config)?, source, actors),
             BridgeCommand::Dmx(s) => spawn(DmxBridge::new(s.config)?, source, actors),
             BridgeCommand::Midi(s) => spawn(MidiBridge::new(s.config)?, source, actors),
+            BridgeCommand::Artnet(s) => spawn(ArtnetBridge::new(s.config)?, source, actors),
+            BridgeCommand::Sacn(s) => spawn(SacnBridge::new(s.config)?, source, actors),
         };
         shutdown_signal().await;
         handle.stop();

@@ -355,7 +355,8 @@ pub fn example() -> String {
 /// Commented `[[bridge]]` tables: one per kind, with the settings each takes.
 const BRIDGE_EXAMPLES: &str = "
 # Bridges that run inside the relay, one [[bridge]] table each. `kind` is osc, mqtt (a
-# client of an external broker), mqtt-server (the embedded broker), http, websocket, dmx or midi;
+# client of an external broker), mqtt-server (the embedded broker), http, websocket, artnet,
+# sacn, dmx or midi;
 # the other keys are that bridge's settings (docs/bridges/<kind>.md).
 #
 # [[bridge]]
@@ -380,6 +381,20 @@ const BRIDGE_EXAMPLES: &str = "
 # [[bridge]]
 # kind = \"websocket\"
 # port = 9100
+#
+# [[bridge]]
+# kind = \"artnet\"
+# port = 6454
+# universes = \"0-15\"
+# merge = \"htp\"
+# dest = [\"10.0.0.50\"]
+#
+# [[bridge]]
+# kind = \"sacn\"
+# port = 5568
+# universes = \"1-16\"
+# priority = 100
+# source_name = \"clasp-sacn\"
 #
 # [[bridge]]
 # kind = \"dmx\"

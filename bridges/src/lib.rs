@@ -3,6 +3,7 @@
 //! that maps its protocol to CLASP addresses and values through a `RouterLink`, so the same
 //! code runs embedded in the relay or standalone against a remote one.
 
+pub mod dmx_universe;
 pub mod echo;
 pub mod error;
 pub mod namespace;
@@ -12,10 +13,12 @@ pub mod stats;
 pub mod supervise;
 
 pub mod dmx;
+pub mod artnet;
 pub mod http;
 pub mod midi;
 pub mod mqtt;
 pub mod osc;
+pub mod sacn;
 pub mod wsjson;
 
 pub use error::BridgeError;

@@ -18,6 +18,8 @@ use crate::{BridgeError, BridgeStats};
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest restart delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait in [`BridgeHandle::stop`] for a bridge's task to end.
+pub const STOP_WAIT: Duration = Duration::from_secs(2);
 /// A run this long resets the backoff: the failure was not a crash loop.
 const STABLE: Duration = Duration::from_secs(60);
 
@@ -80,23 +82,32 @@ impl BridgeHandle {
         &self.stats
     }
 
-    /// Stops the bridge for good (shutdown).
+    /// Stops the bridge for good (shutdown), and waits (at most [`STOP_WAIT`]) until its
+    /// task was dropped, so what a bridge does on the way out (sACN's stream-terminated
+    /// packets) happens before the process exits.
     pub fn stop(mut self) {
-        self.halt();
+        if let Some(arbiter) = self.halt() {
+            let (done, wait) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = arbiter.join();
+                let _ = done.send(());
+            });
+            let _ = wait.recv_timeout(STOP_WAIT);
+        }
     }
 
-    fn halt(&mut self) {
-        if let Some(arbiter) = self.arbiter.take() {
-            self.actors.set(&self.name, ActorState::Stopped);
-            self.stats.set_up(false);
-            arbiter.stop();
-        }
+    fn halt(&mut self) -> Option<Arbiter> {
+        let arbiter = self.arbiter.take()?;
+        self.actors.set(&self.name, ActorState::Stopped);
+        self.stats.set_up(false);
+        arbiter.stop();
+        Some(arbiter)
     }
 }
 
 impl Drop for BridgeHandle {
     fn drop(&mut self) {
-        self.halt();
+        let _ = self.halt();
     }
 }
 
