@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clasp::Client;
@@ -832,4 +833,127 @@ fn a_partitioned_site_keeps_working_and_both_sides_converge_when_it_heals() {
         on_a.contains("written on a while cut off") && on_a.contains("revision 1"),
         "{on_a}"
     );
+}
+
+/// /metrics through the reference Prometheus parser (tests/ops/parse_metrics.py).
+fn scrape(port: u16) -> std::collections::HashMap<String, f64> {
+    use std::io::Write as _;
+    let page = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .timeout(Duration::from_secs(5))
+        .call()
+        .expect("GET /metrics")
+        .into_string()
+        .expect("text");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ops/parse_metrics.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(page.as_bytes())
+        .expect("written");
+    let out = child.wait_with_output().expect("parser ends");
+    assert!(
+        out.status.success(),
+        "the parser rejected the page: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("samples")
+}
+
+#[test]
+fn link_state_lag_and_sync_show_in_metrics_and_readiness() {
+    // A leaf whose hub is not there yet is not ready, and says why.
+    let hub_port = free_port();
+    let hub_url = format!("ws://127.0.0.1:{hub_port}");
+    let a = Relay::start(&[
+        "--federation-id",
+        "site-a",
+        "--federation-namespace",
+        "/site-a/**",
+        "--federation-hub",
+        &hub_url,
+    ]);
+    let ready = || match ureq::get(&format!("http://127.0.0.1:{}/ready", a.port))
+        .timeout(Duration::from_secs(2))
+        .call()
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("GET /ready: {e}"),
+    };
+    let (code, body) = ready();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("federation uplink"), "{body}");
+    let down = scrape(a.port);
+    let label = format!("peer=,role=uplink,url={hub_url}");
+    assert_eq!(
+        down.get(&format!("clasp_federation_link_up{{{label}}}")),
+        Some(&0.0),
+        "{down:?}"
+    );
+
+    // The hub comes up on that port: the leaf syncs, becomes ready, and the link's figures show.
+    let mut h = Command::new(env!("CARGO_BIN_EXE_clasp"));
+    h.args([
+        "relay",
+        "--host",
+        "127.0.0.1",
+        "--ws-port",
+        &hub_port.to_string(),
+        "--log-level",
+        "warn",
+        "--federation-id",
+        "hub",
+    ]);
+    let h = Relay {
+        child: h.spawn().expect("hub starts"),
+        port: hub_port,
+    };
+    wait_up(&a, 1);
+    let deadline = Instant::now() + WITHIN;
+    while ready().0 != 200 {
+        assert!(Instant::now() < deadline, "never ready: {:?}", ready());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A PING round trip (every 2 s) gives the lag.
+    std::thread::sleep(Duration::from_millis(2500));
+    let up = scrape(a.port);
+    let label = format!("peer=hub,role=uplink,url={hub_url}");
+    assert_eq!(
+        up.get(&format!("clasp_federation_link_up{{{label}}}")),
+        Some(&1.0),
+        "{up:?}"
+    );
+    assert!(up
+        .get(&format!("clasp_federation_link_lag_seconds{{{label}}}"))
+        .is_some_and(|v| *v > 0.0 && *v < 1.0));
+    let synced = up
+        .get(&format!(
+            "clasp_federation_last_sync_timestamp_seconds{{{label}}}"
+        ))
+        .copied()
+        .unwrap_or(0.0);
+    assert!(synced > 1.7e9, "a Unix time: {synced}");
+    assert!(up
+        .get(&format!("clasp_federation_connects_total{{{label}}}"))
+        .is_some_and(|v| *v >= 1.0));
+    let hub_side = scrape(h.port);
+    assert!(
+        hub_side.iter().any(|(k, v)| k
+            .starts_with("clasp_federation_link_up{peer=site-a,role=downlink")
+            && *v == 1.0),
+        "{hub_side:?}"
+    );
+    drop(h);
+    // Losing the hub later does not make the site unready: it keeps serving its clients.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(ready().0, 200);
 }

@@ -12,8 +12,8 @@ pub mod registry;
 pub mod stats;
 pub mod supervise;
 
-pub mod dmx;
 pub mod artnet;
+pub mod dmx;
 pub mod http;
 pub mod midi;
 pub mod mqtt;
