@@ -957,3 +957,69 @@ fn link_state_lag_and_sync_show_in_metrics_and_readiness() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(ready().0, 200);
 }
+
+#[test]
+fn with_auth_a_leaf_needs_a_token_scoped_to_the_namespaces_it_declares() {
+    let h = auth::AuthRelay::start("fed-auth-hub", &["--federation-id", "hub"]);
+    let token = |scopes: &[&str]| {
+        let (status, body) = h.post(
+            "/auth/guest",
+            serde_json::json!({ "scopes": scopes }),
+            Some(&h.admin),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().expect("token").to_string()
+    };
+    let dir = auth::temp_dir("fed-auth-leaves");
+    let good = dir.join("a.token");
+    std::fs::write(
+        &good,
+        token(&["read:/site-a/**", "write:/site-a/**", "read:/site-b/**"]),
+    )
+    .expect("writes");
+    let narrow = dir.join("b.token");
+    std::fs::write(&narrow, token(&["read:/site-b/**"])).expect("writes");
+    let (g, n) = (
+        good.to_string_lossy().to_string(),
+        narrow.to_string_lossy().to_string(),
+    );
+    let a = leaf(
+        "site-a",
+        "/site-a/**",
+        &[&h.relay],
+        &["--federation-token", &g],
+    );
+    let b = leaf(
+        "site-b",
+        "/site-b/**",
+        &[&h.relay],
+        &["--federation-token", &n],
+    );
+    wait_up(&a, 1);
+    // Read-only on its namespace: B may not own it.
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let err = links(&b)
+            .first()
+            .and_then(|l| l["last_error"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        if err.contains("403") && err.contains("insufficient scope for namespace: /site-b/**") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scope refusal: {:#?}",
+            links(&b)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A's token works end to end: its writes reach a hub client with an admin token.
+    rt().block_on(async {
+        let ca = connect(&a).await;
+        ca.set("/site-a/authed", 1).await.expect("writes");
+        let admin = auth::connect(&h.relay.url(), &h.admin)
+            .await
+            .expect("admin connects");
+        eventually(&admin, "/site-a/authed", Value::Int(1)).await;
+    });
+}
