@@ -228,6 +228,29 @@ fn a_bridge_whose_broker_dies_shows_as_down() {
     assert!(status.is_some(), "the scenario stopped mosquitto");
 }
 
+#[test]
+fn the_federation_panel_shows_a_link_and_its_loss() {
+    let hub = Relay::start(&["--federation-id", "hub"]);
+    let leaf = Relay::start(&[
+        "--federation-id",
+        "site-a",
+        "--federation-namespace",
+        "/site-a/**",
+        "--federation-hub",
+        &hub.url(),
+    ]);
+    scenario(
+        &leaf,
+        "federation",
+        &[("HUB_PID", hub.child.id().to_string())],
+        &[
+            "the federation panel shows the uplink to the hub up",
+            "the federation panel shows the link down once the hub is killed",
+        ],
+    );
+    drop(hub);
+}
+
 /// The page and its assets are plain GETs on the relay's port; a WebSocket upgrade on `/`
 /// still reaches CLASP, and unknown paths keep their old answers.
 #[test]

@@ -195,14 +195,14 @@ export class Panels {
       table(
         ['peer', 'role', 'url', 'state', 'lag', 'last sync'],
         links.map((l) => ({
-          attrs: { 'data-peer': String(l.peer ?? '') },
+          attrs: { 'data-peer': String(l.peer ?? ''), 'data-state': String(l.state ?? '') },
           cells: [
             String(l.peer ?? ''),
             String(l.role ?? ''),
             String(l.url ?? ''),
             badge(String(l.state ?? '?'), l.state === 'connected' || l.state === 'up' || l.state === 'synced' ? 'ok' : 'bad'),
-            l.lag_ms === undefined ? '' : `${l.lag_ms} ms`,
-            l.last_sync_ms === undefined ? '' : `${l.last_sync_ms} ms`,
+            typeof l.lag_ms === 'number' ? `${l.lag_ms.toFixed(1)} ms` : '',
+            typeof l.last_sync_ms === 'number' ? `${Math.max(0, Math.round((Date.now() - l.last_sync_ms) / 1000))} s ago` : 'never',
           ],
         })),
       ),

@@ -218,6 +218,19 @@ async function bridgeDown(page) {
   await shot(page, 'bridges-down');
 }
 
+async function federation(page) {
+  const pid = Number(process.env.HUB_PID);
+  assert.ok(pid > 0, 'HUB_PID is set');
+  const row = '#federation tr[data-peer="hub"]';
+  await until('the uplink to the hub up', 15000, () => page.locator(`${row}[data-state="up"]`).count());
+  ok('the federation panel shows the uplink to the hub up');
+  await shot(page, 'federation-up');
+  process.kill(pid, 'SIGKILL');
+  await until('the uplink down', 20000, () => page.locator(`#federation tr[data-state="down"], #federation tr[data-state="connecting"]`).count());
+  ok('the federation panel shows the link down once the hub is killed');
+  await shot(page, 'federation-down');
+}
+
 async function scale(page) {
   const N = 10000;
   const writer = await client('e2e-scale');
@@ -380,7 +393,7 @@ async function reconnect(browser) {
   }
 }
 
-const scenarios = { load, fader, bridge_down: bridgeDown, scale, scopes, reconnect };
+const scenarios = { load, fader, bridge_down: bridgeDown, federation, scale, scopes, reconnect };
 let browser;
 let failed = false;
 const guard = setTimeout(() => {

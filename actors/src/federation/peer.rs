@@ -78,6 +78,19 @@ pub struct ForwardSet {
 #[rtype(result = "()")]
 pub(crate) struct RoutesChanged;
 
+/// Sends the param changes gathered while the mailbox drained. A message to self, not a
+/// zero timer: a timer waits for the runtime's next 1 ms tick, which is latency on every hop.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+struct Flush;
+
+impl Handler<Flush> for FederationPeer {
+    type Result = ();
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+    }
+}
+
 /// Ends the link (its transport is gone).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -718,7 +731,7 @@ impl Handler<Deliver> for FederationPeer {
                 });
                 if !self.flush_pending {
                     self.flush_pending = true;
-                    ctx.run_later(Duration::ZERO, |act, ctx| act.flush(ctx));
+                    ctx.notify(Flush);
                 }
             }
             Message::Publish(_) => {

@@ -138,7 +138,10 @@ async fn pump(
     let (tx, mut rx) = mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
     tokio::spawn(async move {
         while let Some((due, bytes)) = rx.recv().await {
-            tokio::time::sleep_until(due).await;
+            // A timer rounds up to the runtime's 1 ms tick: only wait when there is time left.
+            if due > tokio::time::Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             if to.write_all(&bytes).await.is_err() {
                 return;
             }
