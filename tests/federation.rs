@@ -835,39 +835,6 @@ fn a_partitioned_site_keeps_working_and_both_sides_converge_when_it_heals() {
     );
 }
 
-/// /metrics through the reference Prometheus parser (tests/ops/parse_metrics.py).
-fn scrape(port: u16) -> std::collections::HashMap<String, f64> {
-    use std::io::Write as _;
-    let page = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
-        .timeout(Duration::from_secs(5))
-        .call()
-        .expect("GET /metrics")
-        .into_string()
-        .expect("text");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ops/parse_metrics.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(page.as_bytes())
-        .expect("written");
-    let out = child.wait_with_output().expect("parser ends");
-    assert!(
-        out.status.success(),
-        "the parser rejected the page: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("samples")
-}
-
 #[test]
 fn link_state_lag_and_sync_show_in_metrics_and_readiness() {
     // A leaf whose hub is not there yet is not ready, and says why.
@@ -892,7 +859,7 @@ fn link_state_lag_and_sync_show_in_metrics_and_readiness() {
     let (code, body) = ready();
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("federation uplink"), "{body}");
-    let down = scrape(a.port);
+    let down = scrape_metrics(a.port);
     let label = format!("peer=,role=uplink,url={hub_url}");
     assert_eq!(
         down.get(&format!("clasp_federation_link_up{{{label}}}")),
@@ -925,7 +892,7 @@ fn link_state_lag_and_sync_show_in_metrics_and_readiness() {
     }
     // A PING round trip (every 2 s) gives the lag.
     std::thread::sleep(Duration::from_millis(2500));
-    let up = scrape(a.port);
+    let up = scrape_metrics(a.port);
     let label = format!("peer=hub,role=uplink,url={hub_url}");
     assert_eq!(
         up.get(&format!("clasp_federation_link_up{{{label}}}")),
@@ -945,7 +912,7 @@ fn link_state_lag_and_sync_show_in_metrics_and_readiness() {
     assert!(up
         .get(&format!("clasp_federation_connects_total{{{label}}}"))
         .is_some_and(|v| *v >= 1.0));
-    let hub_side = scrape(h.port);
+    let hub_side = scrape_metrics(h.port);
     assert!(
         hub_side.iter().any(|(k, v)| k
             .starts_with("clasp_federation_link_up{peer=site-a,role=downlink")

@@ -3,8 +3,6 @@
 //! until every component is up.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clasp_actors::client::Client;
@@ -15,34 +13,7 @@ use common::*;
 type Samples = HashMap<String, f64>;
 
 fn scrape(port: u16) -> Samples {
-    let page = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
-        .timeout(Duration::from_secs(5))
-        .call()
-        .expect("GET /metrics")
-        .into_string()
-        .expect("text");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ops/parse_metrics.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(page.as_bytes())
-        .expect("page written");
-    let out = child.wait_with_output().expect("parser ends");
-    assert!(
-        out.status.success(),
-        "the Prometheus parser rejected the page: {}\n{page}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("samples as JSON")
+    scrape_metrics(port)
 }
 
 fn get(s: &Samples, key: &str) -> f64 {

@@ -262,3 +262,38 @@ pub fn node() -> Command {
     cmd.current_dir(conformance_dir());
     cmd
 }
+
+/// `/metrics` of the relay on `port`, read by Prometheus's reference parser
+/// (tests/ops/parse_metrics.py): `{"name{label=value,...}": value}`. A page the parser
+/// rejects fails the test.
+pub fn scrape_metrics(port: u16) -> std::collections::HashMap<String, f64> {
+    use std::io::Write as _;
+    let page = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .timeout(Duration::from_secs(5))
+        .call()
+        .expect("GET /metrics")
+        .into_string()
+        .expect("text");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ops/parse_metrics.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(page.as_bytes())
+        .expect("page written");
+    let out = child.wait_with_output().expect("parser ends");
+    assert!(
+        out.status.success(),
+        "the Prometheus parser rejected the page: {}\n{page}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("samples as JSON")
+}

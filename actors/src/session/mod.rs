@@ -1034,14 +1034,11 @@ impl Handler<Deliver> for Session {
 /// Compares a presented federation token with the secret in constant time.
 fn same_secret(given: &str, secret: &str) -> bool {
     use ring::digest::{digest, SHA256};
+    use subtle::ConstantTimeEq as _;
     // Hash first so the comparison does not leak the secret's length either.
     let (a, b) = (
         digest(&SHA256, given.as_bytes()),
         digest(&SHA256, secret.as_bytes()),
     );
-    a.as_ref()
-        .iter()
-        .zip(b.as_ref())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    a.as_ref().ct_eq(b.as_ref()).into()
 }
