@@ -122,6 +122,10 @@ pub struct FederationPeer {
     next_sub: u32,
     outgoing: Vec<ParamState>,
     flush_pending: bool,
+    /// Events sent and received since the last flush, added to the link's counters there
+    /// (one lock of the shared table per mailbox drain, not per event).
+    events_sent: u64,
+    events_received: u64,
     pending: HashMap<Address, VecDeque<Pending>>,
     ping_sent: Option<Instant>,
     last_heard: Instant,
@@ -153,6 +157,8 @@ impl FederationPeer {
             next_sub: 1,
             outgoing: Vec::new(),
             flush_pending: false,
+            events_sent: 0,
+            events_received: 0,
             pending: HashMap::new(),
             ping_sent: None,
             last_heard: Instant::now(),
@@ -246,7 +252,8 @@ impl FederationPeer {
             Message::Snapshot(s) => self.on_params(s.params),
             Message::Publish(p) => {
                 if self.fed.routes().is_federated(p.address.as_str()) {
-                    self.fed.update(self.key, |l| l.received += 1);
+                    self.events_received += 1;
+                    self.schedule_flush(ctx);
                     if let Some(me) = self.me.clone() {
                         self.router
                             .shard_for(p.address.as_str())
@@ -522,10 +529,21 @@ impl FederationPeer {
         }
     }
 
+    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.flush_pending {
+            self.flush_pending = true;
+            ctx.notify(Flush);
+        }
+    }
+
     fn flush(&mut self, ctx: &mut Context<Self>) {
         self.flush_pending = false;
         let params = std::mem::take(&mut self.outgoing);
-        let n = params.len() as u64;
+        let n = params.len() as u64 + std::mem::take(&mut self.events_sent);
+        let received = std::mem::take(&mut self.events_received);
+        if received > 0 {
+            self.fed.update(self.key, |l| l.received += received);
+        }
         for chunk in params.chunks(BATCH) {
             let msg = Message::Snapshot(Snapshot {
                 params: chunk.to_vec(),
@@ -729,13 +747,11 @@ impl Handler<Deliver> for FederationPeer {
                     writer: Some(self.fed.id().to_string()),
                     timestamp: Some(crate::clock::now_micros()),
                 });
-                if !self.flush_pending {
-                    self.flush_pending = true;
-                    ctx.notify(Flush);
-                }
+                self.schedule_flush(ctx);
             }
             Message::Publish(_) => {
-                self.fed.update(self.key, |l| l.sent += 1);
+                self.events_sent += 1;
+                self.schedule_flush(ctx);
                 if !self.wire.send(msg.delivery.frame.clone()) {
                     self.close_reason = Some("link fell behind".into());
                     ctx.stop();
