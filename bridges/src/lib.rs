@@ -6,6 +6,7 @@
 pub mod dmx_universe;
 pub mod echo;
 pub mod error;
+pub mod listen;
 pub mod namespace;
 pub mod noise;
 pub mod registry;

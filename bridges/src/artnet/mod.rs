@@ -99,11 +99,7 @@ impl ArtnetConfig {
 
     /// `host:port` to bind, with an IPv6 host in brackets.
     fn listen_addr(&self) -> String {
-        if self.interface.contains(':') && !self.interface.starts_with('[') {
-            format!("[{}]:{}", self.interface, self.port)
-        } else {
-            format!("{}:{}", self.interface, self.port)
-        }
+        crate::listen::host_port(&self.interface, self.port)
     }
 }
 

@@ -92,11 +92,7 @@ impl OscConfig {
 
     /// `host:port` to bind, with an IPv6 host in brackets (`--bind ::` → `[::]:9000`).
     fn listen_addr(&self) -> String {
-        if self.bind.contains(':') && !self.bind.starts_with('[') {
-            format!("[{}]:{}", self.bind, self.port)
-        } else {
-            format!("{}:{}", self.bind, self.port)
-        }
+        crate::listen::host_port(&self.bind, self.port)
     }
 }
 
