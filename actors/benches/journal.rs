@@ -142,10 +142,7 @@ fn recovery() {
     let t = Instant::now();
     let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hasher = std::collections::hash_map::RandomState::new();
-    let mut parts: Vec<Vec<PersistedParam>> = vec![Vec::new(); shards];
-    for p in found.params {
-        parts[clasp_actors::router::shard_of(&hasher, shards, &p.address)].push(p);
-    }
+    let parts = clasp_actors::router::partition_by_shard(&hasher, shards, found.params);
     let partition_s = t.elapsed().as_secs_f64();
     let n: usize = std::thread::scope(|s| {
         let loaders: Vec<_> = parts
@@ -195,11 +192,20 @@ fn main() {
         recovery();
         return;
     }
-    if std::env::var_os("BATCH_ONLY").is_some() {
-        let dir = temp("batch-only");
-        let rate =
-            actix::System::new().block_on(set_rate(Some(JournalConfig::at(dir.join("j.redb")))));
-        println!("batch: {rate:.0} SET/s");
+    // One run of one mode, for profiling: ONLY=off|batch|always.
+    if let Ok(mode) = std::env::var("ONLY") {
+        let dir = temp("only");
+        let journal = match mode.as_str() {
+            "off" => None,
+            "always" => Some(JournalConfig {
+                sync: JournalSync::Always,
+                ..JournalConfig::at(dir.join("j.redb"))
+            }),
+            _ => Some(JournalConfig::at(dir.join("j.redb"))),
+        };
+        let rate = actix::System::new().block_on(set_rate(journal));
+        println!("{mode}: {rate:.0} SET/s");
+        let _ = std::fs::remove_dir_all(&dir);
         return;
     }
     // Recovery first, in a fresh process: after nine relays have come and gone the allocator's

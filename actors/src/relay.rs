@@ -107,10 +107,11 @@ impl Relay {
         }
         let count = config.shards.max(1);
         let hasher = std::collections::hash_map::RandomState::new();
-        let mut recovered: Vec<Vec<crate::shard::PersistedParam>> = vec![Vec::new(); count];
-        for p in std::mem::take(&mut durability.recovered) {
-            recovered[crate::router::shard_of(&hasher, count, &p.address)].push(p);
-        }
+        let recovered = crate::router::partition_by_shard(
+            &hasher,
+            count,
+            std::mem::take(&mut durability.recovered),
+        );
         let journal = durability.actor.clone().filter(|_| durability.journaling);
         let federation =
             crate::federation::Federation::new(crate::router::federation_config(&config));

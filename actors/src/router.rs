@@ -23,6 +23,21 @@ pub fn shard_of(hasher: &impl BuildHasher, count: usize, address: &str) -> usize
     (hasher.hash_one(namespace) % count.max(1) as u64) as usize
 }
 
+/// Recovered params split by owning shard (the relay at start, and the recovery benchmark,
+/// which must measure what the relay does).
+pub fn partition_by_shard(
+    hasher: &impl BuildHasher,
+    count: usize,
+    params: Vec<crate::shard::PersistedParam>,
+) -> Vec<Vec<crate::shard::PersistedParam>> {
+    let count = count.max(1);
+    let mut parts: Vec<Vec<crate::shard::PersistedParam>> = vec![Vec::new(); count];
+    for p in params {
+        parts[shard_of(hasher, count, &p.address)].push(p);
+    }
+    parts
+}
+
 /// Asks a session to close (shutdown drain).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]

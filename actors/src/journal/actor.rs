@@ -12,14 +12,18 @@ use clasp_proto::{Pattern, TypeMask};
 use tokio::sync::oneshot;
 
 use super::db::Db;
+use super::encoded::EncodedEntries;
 use super::Entry;
 use crate::clock::now_micros;
 use crate::config::{JournalConfig, JournalSync};
 use crate::messages::{Deliver, DeliveryClass};
 use crate::shard::PersistedParam;
 
-/// Most entries written in one transaction; a longer backlog is committed in several.
-const MAX_BATCH: usize = 8192;
+/// Entries (or bytes) after which a batch is committed without waiting for its window.
+const MAX_BATCH: u64 = 8192;
+const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Room for the row's entry count (a varint of at most 10 bytes) before the entries.
+const ROW_PREFIX: usize = 10;
 /// Longest a batch waits for more entries in `batch` mode.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Most entries one REPLAY returns.
@@ -33,8 +37,12 @@ pub struct Journal {
     next_seq: u64,
     /// The last seq handed out; snapshots read it to know what they cover.
     assigned: Arc<AtomicU64>,
-    /// Entries not yet committed; the first is numbered `next_seq - pending.len()`.
-    pending: Vec<Entry>,
+    /// Encoded entries not yet committed, after [`ROW_PREFIX`] bytes kept free for the row's
+    /// entry count; kept between commits so its capacity is reused. The first entry is
+    /// numbered `next_seq - pending_count`.
+    pending: Vec<u8>,
+    /// How many entries `pending` holds.
+    pending_count: u64,
     acks: Vec<(Recipient<Deliver>, Bytes)>,
     barriers: Vec<oneshot::Sender<()>>,
     flush_scheduled: bool,
@@ -54,7 +62,8 @@ impl Journal {
             config,
             next_seq: last_seq + 1,
             assigned: Arc::new(AtomicU64::new(last_seq)),
-            pending: Vec::new(),
+            pending: vec![0; ROW_PREFIX],
+            pending_count: 0,
             acks: Vec::new(),
             barriers: Vec::new(),
             flush_scheduled: false,
@@ -73,24 +82,30 @@ impl Journal {
         self.committed.clone()
     }
 
-    /// Commits everything pending, then releases the ACKs and barriers waiting on it.
+    /// Commits everything pending as one row (a postcard `Vec<Entry>`: the count, then the
+    /// entries the shards encoded), then releases the ACKs and barriers waiting on it.
     fn flush(&mut self) {
         self.flush_scheduled = false;
-        while !self.pending.is_empty() {
-            let first = self.next_seq - self.pending.len() as u64;
-            let take = self.pending.len().min(MAX_BATCH);
-            let batch: Vec<Entry> = self.pending.drain(..take).collect();
-            let written = postcard::to_allocvec(&batch)
+        if self.pending_count > 0 {
+            let first = self.next_seq - self.pending_count;
+            let count = std::mem::take(&mut self.pending_count);
+            let mut prefix = [0u8; ROW_PREFIX];
+            let written = postcard::to_slice(&(count as usize), &mut prefix)
+                .map(|p| p.len())
                 .map_err(super::JournalError::from)
-                .and_then(|chunk| self.db.append_chunk(first, &chunk));
+                .and_then(|len| {
+                    let start = ROW_PREFIX - len;
+                    self.pending[start..ROW_PREFIX].copy_from_slice(&prefix[..len]);
+                    self.db.append_chunk(first, &self.pending[start..])
+                });
+            self.pending.truncate(ROW_PREFIX);
             match written {
                 Ok(()) => {
-                    self.written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.written.fetch_add(count, Ordering::Relaxed);
                 }
                 Err(e) => {
                     // Nothing acknowledged may be lost silently: the writers are told.
-                    tracing::error!(error = %e, lost = batch.len(), "journal commit failed");
+                    tracing::error!(error = %e, lost = count, "journal commit failed");
                     let text = format!("Journal write failed: {e}");
                     for (to, _) in self.acks.drain(..) {
                         if let Some(frame) =
@@ -118,7 +133,7 @@ impl Journal {
     /// soon as the entries already in the mailbox are taken in, so concurrent writers share
     /// one commit but nobody waits for a window.
     fn schedule(&mut self, ctx: &mut Context<Self>) {
-        if self.pending.len() >= MAX_BATCH {
+        if self.pending_count >= MAX_BATCH || self.pending.len() >= MAX_BATCH_BYTES {
             self.flush();
         } else if !self.flush_scheduled {
             self.flush_scheduled = true;
@@ -174,48 +189,25 @@ impl Actor for Journal {
 
 impl Supervised for Journal {}
 
-/// Appends one entry; `ack` (the writer and its ACK frame) is delivered once it is durable.
+/// Entries one shard accepted, encoded by it, in order (one message per mailbox drain).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Append {
-    /// The entry.
-    pub entry: Entry,
-    /// ACK to send after the commit.
-    pub ack: Option<(Recipient<Deliver>, Bytes)>,
-}
+pub struct AppendEncoded(pub EncodedEntries);
 
-impl Handler<Append> for Journal {
+impl Handler<AppendEncoded> for Journal {
     type Result = ();
-    fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
-        let signal = clasp_proto::SignalType::from_code(msg.entry.body.signal_code());
-        if !self.config.types.includes(signal) {
-            if let Some(ack) = msg.ack {
-                self.acks.push(ack);
-                self.schedule(ctx);
-            }
-            return;
+    fn handle(&mut self, msg: AppendEncoded, ctx: &mut Context<Self>) {
+        let (bytes, count, acks) = msg.0.into_parts();
+        if count > 0 {
+            self.next_seq += count;
+            self.assigned
+                .store(self.next_seq.saturating_sub(1), Ordering::Release);
+            self.pending.extend_from_slice(&bytes);
+            self.pending_count += count;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.assigned.store(seq, Ordering::Release);
-        self.pending.push(msg.entry);
-        if let Some(ack) = msg.ack {
-            self.acks.push(ack);
-        }
-        self.schedule(ctx);
-    }
-}
-
-/// Several entries from one shard, in order (a shard batches what one mailbox drain produced).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AppendBatch(pub Vec<Append>);
-
-impl Handler<AppendBatch> for Journal {
-    type Result = ();
-    fn handle(&mut self, msg: AppendBatch, ctx: &mut Context<Self>) {
-        for append in msg.0 {
-            self.handle(append, ctx);
+        self.acks.extend(acks);
+        if count > 0 || !self.acks.is_empty() {
+            self.schedule(ctx);
         }
     }
 }
@@ -228,7 +220,7 @@ pub struct Barrier(pub oneshot::Sender<()>);
 impl Handler<Barrier> for Journal {
     type Result = ();
     fn handle(&mut self, msg: Barrier, ctx: &mut Context<Self>) {
-        if self.pending.is_empty() && self.acks.is_empty() {
+        if self.pending_count == 0 && self.acks.is_empty() {
             let _ = msg.0.send(());
         } else {
             self.barriers.push(msg.0);

@@ -19,6 +19,54 @@ const CHUNK: usize = 1024;
 /// `snapshot_seq`: the last journal seq the snapshot includes.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
+/// A snapshot row as stored, borrowing its strings from the chunk being decoded: the same
+/// postcard layout as [`PersistedParam`] (field for field), so recovery allocates each address
+/// once instead of twice and shares one allocation per distinct writer instead of one per
+/// param (a million params usually have a few dozen writers).
+#[derive(serde::Deserialize)]
+struct PersistedParamRef<'a> {
+    #[serde(borrow)]
+    address: &'a str,
+    value: clasp_proto::Value,
+    revision: u64,
+    #[serde(borrow)]
+    writer: &'a str,
+    timestamp: u64,
+    ttl: Option<crate::shard::PersistedTtl>,
+    ttl_anchor_us: u64,
+    lock: Option<String>,
+}
+
+impl PersistedParamRef<'_> {
+    fn into_owned(self, writers: &mut WriterInterner) -> PersistedParam {
+        PersistedParam {
+            address: Arc::from(self.address),
+            value: self.value,
+            revision: self.revision,
+            writer: writers.get(self.writer),
+            timestamp: self.timestamp,
+            ttl: self.ttl,
+            ttl_anchor_us: self.ttl_anchor_us,
+            lock: self.lock,
+        }
+    }
+}
+
+/// One shared string per distinct writer id seen while decoding a snapshot.
+#[derive(Default)]
+struct WriterInterner(std::collections::HashMap<Box<str>, Arc<str>>);
+
+impl WriterInterner {
+    fn get(&mut self, writer: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(writer) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(writer);
+        self.0.insert(Box::from(writer), shared.clone());
+        shared
+    }
+}
+
 /// An open database file and its path (for error messages).
 #[derive(Clone)]
 pub struct Db {
@@ -114,8 +162,10 @@ impl Db {
                 .map(|part| {
                     s.spawn(move || {
                         let mut out = Vec::with_capacity(part.len() * CHUNK);
+                        let mut writers = WriterInterner::default();
                         for bytes in part {
-                            out.extend(postcard::from_bytes::<Vec<PersistedParam>>(bytes)?);
+                            let rows: Vec<PersistedParamRef<'_>> = postcard::from_bytes(bytes)?;
+                            out.extend(rows.into_iter().map(|r| r.into_owned(&mut writers)));
                         }
                         Ok(out)
                     })
@@ -226,5 +276,57 @@ impl Db {
         }
         tri!(tx.commit(), &self.path);
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::PersistedTtl;
+    use clasp_proto::Value;
+
+    fn param(i: usize) -> PersistedParam {
+        PersistedParam {
+            address: format!("/venue/fixture/{i}").into(),
+            value: if i % 2 == 0 {
+                Value::Float(i as f64)
+            } else {
+                Value::String(format!("cue {i}"))
+            },
+            revision: 1 + i as u64,
+            writer: format!("writer-{}", i % 3).into(),
+            timestamp: 1_796_000_000_000_000 + i as u64,
+            ttl: match i % 3 {
+                0 => None,
+                1 => Some(PersistedTtl::Sliding(30)),
+                _ => Some(PersistedTtl::Absolute(5)),
+            },
+            ttl_anchor_us: 1_796_000_000_000_000,
+            lock: (i % 4 == 0).then(|| format!("session-{i}")),
+        }
+    }
+
+    /// The borrowed decoder must read exactly what `write_snapshot` wrote, over several
+    /// chunks, and share one string per writer.
+    #[test]
+    fn a_snapshot_reads_back_field_for_field_with_writers_shared() {
+        let dir = std::env::temp_dir().join(format!("clasp-db-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = Db::open(&dir.join("state.redb")).expect("opens");
+        let params: Vec<PersistedParam> = (0..CHUNK * 2 + 7).map(param).collect();
+        db.write_snapshot(&params, 42).expect("writes");
+        let back = db.read_snapshot().expect("reads");
+        assert_eq!(back, params);
+        assert_eq!(db.snapshot_seq().expect("seq"), 42);
+        let same_writer: Vec<&PersistedParam> =
+            back.iter().filter(|p| &*p.writer == "writer-1").collect();
+        assert!(same_writer.len() > 2);
+        // Within one decoding thread's part the allocation is shared.
+        assert!(same_writer
+            .windows(2)
+            .any(|w| Arc::ptr_eq(&w[0].writer, &w[1].writer)));
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

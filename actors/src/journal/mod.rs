@@ -4,11 +4,13 @@
 
 pub mod actor;
 pub mod db;
+pub mod encoded;
 pub mod recover;
 
 use serde::{Deserialize, Serialize};
 
-pub use actor::{Append, AppendBatch, Barrier, Journal, ReplayQuery, WriteSnapshot};
+pub use actor::{AppendEncoded, Barrier, Journal, ReplayQuery, WriteSnapshot};
+pub use encoded::EncodedEntries;
 pub use recover::{recover, Recovered};
 
 use clasp_proto::Value;

@@ -23,7 +23,8 @@ use crate::clock::now_micros;
 use crate::config::RelayConfig;
 use crate::federation::{Federation, ForwardSet, Route};
 use crate::health::{ActorState, ActorTable};
-use crate::journal::{Append, AppendBatch, Body, Entry, Journal};
+use crate::journal::encoded::journaled;
+use crate::journal::{AppendEncoded, EncodedEntries, Journal};
 use crate::messages::*;
 
 /// Frame header the router uses for SET broadcasts (§3.6: `0x41`).
@@ -90,9 +91,11 @@ pub struct Shard {
     journal: Option<Addr<Journal>>,
     /// State recovered at start, loaded when the actor starts.
     restored: Vec<PersistedParam>,
-    /// Journal entries of the messages being handled now, sent as one batch once the
-    /// mailbox is drained (one cross-thread wake-up per burst, not per SET).
-    journal_buf: Vec<Append>,
+    /// Journal entries of the messages being handled now, encoded here and sent as one
+    /// batch once the mailbox is drained (one cross-thread wake-up per burst, not per SET).
+    journal_buf: EncodedEntries,
+    /// Signal types the journal keeps (`--journal-types`).
+    journal_types: clasp_proto::TypeMask,
     journal_flush_pending: bool,
     /// Who owns which namespaces, when the relay is federated.
     federation: Option<Federation>,
@@ -106,6 +109,10 @@ impl Shard {
         limits: StoreLimits,
         actors: ActorTable,
     ) -> Self {
+        let journal_types = config
+            .journal
+            .as_ref()
+            .map_or(clasp_proto::TypeMask::ALL, |j| j.types);
         Self {
             name: format!("shard-{index}"),
             config,
@@ -119,7 +126,8 @@ impl Shard {
             actors,
             journal: None,
             restored: Vec::new(),
-            journal_buf: Vec::new(),
+            journal_buf: EncodedEntries::default(),
+            journal_types,
             journal_flush_pending: false,
             federation: None,
         }
@@ -145,30 +153,46 @@ impl Shard {
     }
 
     /// Hands an accepted SET to the journal, or, without one, sends its ACK at once.
+    /// `timestamp` is the one the store gave the write (router-clock µs).
     fn record_set(
         &mut self,
         echo: &Set,
         writer: &Arc<str>,
+        timestamp: u64,
         ack: Option<(&Recipient<Deliver>, Message)>,
     ) {
-        let Some(journal) = &self.journal else {
+        if self.journal.is_none() {
             if let Some((to, message)) = ack {
                 reply(to, &message);
             }
             return;
-        };
-        let entry = Entry {
-            timestamp: now_micros(),
-            author: writer.clone(),
-            address: echo.address.shared(),
-            body: Body::Set {
-                value: echo.value.clone(),
-                revision: echo.revision.unwrap_or(0),
-            },
-        };
-        let ack = ack.and_then(|(to, m)| reply_frame(&m).map(|f| (to.clone(), f)));
-        let _ = journal;
-        self.journal_buf.push(Append { entry, ack });
+        }
+        if journaled(self.journal_types, 0) {
+            if let Err(e) = self.journal_buf.push_set(
+                timestamp,
+                writer,
+                echo.address.as_str(),
+                &echo.value,
+                echo.revision.unwrap_or(0),
+            ) {
+                // Not durable, so never acknowledged as if it were.
+                tracing::error!(error = %e, address = %echo.address, "SET for the journal does not encode");
+                if let Some((to, _)) = ack {
+                    reply(
+                        to,
+                        &Message::Error(ErrorMessage::new(
+                            500,
+                            format!("Journal encode failed: {e}"),
+                            Some(echo.address.to_string()),
+                        )),
+                    );
+                }
+                return;
+            }
+        }
+        if let Some((to, frame)) = ack.and_then(|(to, m)| reply_frame(&m).map(|f| (to, f))) {
+            self.journal_buf.push_ack(to.clone(), frame);
+        }
     }
 
     /// Sends the buffered entries once the messages queued now are handled.
@@ -184,30 +208,32 @@ impl Shard {
     fn flush_journal(&mut self) {
         self.journal_flush_pending = false;
         if let (Some(journal), false) = (&self.journal, self.journal_buf.is_empty()) {
-            journal.do_send(AppendBatch(std::mem::take(&mut self.journal_buf)));
+            journal.do_send(AppendEncoded(std::mem::take(&mut self.journal_buf)));
         }
     }
 
     /// Hands an accepted PUBLISH to the journal, as the frame subscribers receive.
     fn record_publish(&mut self, publish: &Publish, writer: &Arc<str>) {
-        if self.journal.is_none() {
+        let signal = publish.signal as u8;
+        if self.journal.is_none() || !journaled(self.journal_types, signal) {
             return;
         }
         let header = FrameHeader::new(publish_qos(publish.signal));
-        match encode_frame(&header, &Message::Publish(publish.clone())) {
-            Ok(frame) => self.journal_buf.push(Append {
-                entry: Entry {
-                    timestamp: now_micros(),
-                    author: writer.clone(),
-                    address: publish.address.shared(),
-                    body: Body::Publish {
-                        signal: publish.signal as u8,
-                        frame,
-                    },
-                },
-                ack: None,
-            }),
-            Err(e) => tracing::error!(error = %e, "PUBLISH for the journal does not encode"),
+        let written = encode_frame(&header, &Message::Publish(publish.clone()))
+            .map_err(|e| e.to_string())
+            .and_then(|frame| {
+                self.journal_buf
+                    .push_publish(
+                        now_micros(),
+                        writer,
+                        publish.address.as_str(),
+                        signal,
+                        &frame,
+                    )
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            tracing::error!(error = %e, "PUBLISH for the journal does not encode");
         }
     }
 
@@ -265,13 +291,11 @@ impl Shard {
             return;
         }
         let strategy = self.config.strategy_for(msg.set.address.as_str());
-        match self.store.apply(
-            &msg.set,
-            &msg.origin.id,
-            strategy,
-            now_micros(),
-            Instant::now(),
-        ) {
+        let now_us = now_micros();
+        match self
+            .store
+            .apply(&msg.set, &msg.origin.id, strategy, now_us, Instant::now())
+        {
             Ok(applied) => {
                 let revision = applied.echo.revision;
                 let ack = msg.ack.then(|| {
@@ -282,7 +306,7 @@ impl Shard {
                     };
                     (&msg.origin.recipient, Message::Ack(ack))
                 });
-                self.record_set(&applied.echo, &msg.origin.id, ack);
+                self.record_set(&applied.echo, &msg.origin.id, now_us, ack);
                 self.broadcast_set(applied.echo);
             }
             Err(e) => {
@@ -448,16 +472,14 @@ impl Shard {
                 ..set
             };
             let strategy = self.config.strategy_for(set.address.as_str());
-            match self.store.apply(
-                &set,
-                &prepared.origin.id,
-                strategy,
-                now_micros(),
-                Instant::now(),
-            ) {
+            let now_us = now_micros();
+            match self
+                .store
+                .apply(&set, &prepared.origin.id, strategy, now_us, Instant::now())
+            {
                 Ok(applied) => {
                     last = applied.echo.revision;
-                    self.record_set(&applied.echo, &prepared.origin.id, None);
+                    self.record_set(&applied.echo, &prepared.origin.id, now_us, None);
                     self.broadcast_set(applied.echo);
                 }
                 Err(e) => tracing::error!(error = %e, "prepared SET failed at commit"),
@@ -543,7 +565,7 @@ impl Handler<ShardReplicate> for Shard {
                 continue;
             }
             if let Some(echo) = self.store.apply_replica(state, now_us, now) {
-                self.record_set(&echo, &msg.origin.id, None);
+                self.record_set(&echo, &msg.origin.id, now_us, None);
                 self.broadcast_set(echo);
             }
         }
