@@ -37,10 +37,12 @@ pub struct Journal {
     next_seq: u64,
     /// The last seq handed out; snapshots read it to know what they cover.
     assigned: Arc<AtomicU64>,
-    /// Encoded entries not yet committed, after [`ROW_PREFIX`] bytes kept free for the row's
-    /// entry count; kept between commits so its capacity is reused. The first entry is
+    /// Segments not yet committed, after [`ROW_PREFIX`] bytes kept free for the row's
+    /// segment count; kept between commits so its capacity is reused. The first entry is
     /// numbered `next_seq - pending_count`.
     pending: Vec<u8>,
+    /// How many segments `pending` holds.
+    pending_segments: u64,
     /// How many entries `pending` holds.
     pending_count: u64,
     acks: Vec<(Recipient<Deliver>, Bytes)>,
@@ -63,6 +65,7 @@ impl Journal {
             next_seq: last_seq + 1,
             assigned: Arc::new(AtomicU64::new(last_seq)),
             pending: vec![0; ROW_PREFIX],
+            pending_segments: 0,
             pending_count: 0,
             acks: Vec::new(),
             barriers: Vec::new(),
@@ -82,15 +85,17 @@ impl Journal {
         self.committed.clone()
     }
 
-    /// Commits everything pending as one row (a postcard `Vec<Entry>`: the count, then the
-    /// entries the shards encoded), then releases the ACKs and barriers waiting on it.
+    /// Commits everything pending as one row (a postcard `Vec` of the segments the shards
+    /// encoded: their count, then the segments), then releases the ACKs and barriers
+    /// waiting on it.
     fn flush(&mut self) {
         self.flush_scheduled = false;
         if self.pending_count > 0 {
             let first = self.next_seq - self.pending_count;
             let count = std::mem::take(&mut self.pending_count);
+            let segments = std::mem::take(&mut self.pending_segments);
             let mut prefix = [0u8; ROW_PREFIX];
-            let written = postcard::to_slice(&(count as usize), &mut prefix)
+            let written = postcard::to_slice(&(segments as usize), &mut prefix)
                 .map(|p| p.len())
                 .map_err(super::JournalError::from)
                 .and_then(|len| {
@@ -203,6 +208,7 @@ impl Handler<AppendEncoded> for Journal {
             self.assigned
                 .store(self.next_seq.saturating_sub(1), Ordering::Release);
             self.pending.extend_from_slice(&bytes);
+            self.pending_segments += 1;
             self.pending_count += count;
         }
         self.acks.extend(acks);

@@ -9,8 +9,12 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use super::{Entry, JournalError};
 use crate::shard::PersistedParam;
 
-/// first seq of a group commit → postcard(`Vec<`[`Entry`]`>`), numbered consecutively.
-pub const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+/// first seq of a group commit → its entries as segments (see [`super::encoded`]),
+/// numbered consecutively.
+pub const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entry_segments");
+/// The first layout: first seq → postcard(`Vec<`[`Entry`]`>`). Rewritten into [`ENTRIES`]
+/// when a journal from before segments is opened.
+const ENTRIES_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 /// chunk number → postcard(`Vec<`[`PersistedParam`]`>`): a snapshot is written and read in
 /// chunks, so a million params cost a thousand B-tree rows, not a million.
 pub const STATE: TableDefinition<u64, &[u8]> = TableDefinition::new("state_chunks");
@@ -99,11 +103,39 @@ impl Db {
         tri!(tx.open_table(ENTRIES), &name);
         tri!(tx.open_table(STATE), &name);
         tri!(tx.open_table(META), &name);
+        Self::migrate_v1(&tx, &name)?;
         tri!(tx.commit(), &name);
         Ok(Self {
             db: Arc::new(db),
             path: name,
         })
+    }
+
+    /// Rewrites rows of the first layout, if the file has any, in the same transaction that
+    /// opens it: a journal written by an earlier version keeps every entry.
+    fn migrate_v1(tx: &redb::WriteTransaction, name: &str) -> Result<(), JournalError> {
+        let old = match tx.open_table(ENTRIES_V1) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(db_err(name)(&e)),
+        };
+        let mut rows = Vec::new();
+        for row in tri!(old.iter(), name) {
+            let (k, v) = tri!(row, name);
+            let chunk: Vec<Entry> = postcard::from_bytes(v.value())?;
+            rows.push((k.value(), super::encoded::encode_row(&chunk)?));
+        }
+        drop(old);
+        if !rows.is_empty() {
+            tracing::info!(file = name, rows = rows.len(), "journal rows rewritten as segments");
+        }
+        let mut new = tri!(tx.open_table(ENTRIES), name);
+        for (k, row) in rows {
+            tri!(new.insert(k, row.as_slice()), name);
+        }
+        drop(new);
+        tri!(tx.delete_table(ENTRIES_V1), name);
+        Ok(())
     }
 
     /// The highest seq in the journal (0 when empty).
@@ -114,8 +146,8 @@ impl Db {
         match last {
             None => Ok(0),
             Some((k, v)) => {
-                let chunk: Vec<Entry> = postcard::from_bytes(v.value())?;
-                Ok(k.value() + chunk.len().saturating_sub(1) as u64)
+                let len = super::encoded::row_len(v.value())?;
+                Ok(k.value() + len.saturating_sub(1) as u64)
             }
         }
     }
@@ -199,7 +231,7 @@ impl Db {
         };
         for row in tri!(t.range(start..), &self.path) {
             let (k, v) = tri!(row, &self.path);
-            let chunk: Vec<Entry> = postcard::from_bytes(v.value())?;
+            let chunk = super::encoded::decode_row(v.value())?;
             for (i, entry) in chunk.into_iter().enumerate() {
                 let at = k.value() + i as u64;
                 if at < first {
@@ -246,7 +278,7 @@ impl Db {
                 let (k, v) = tri!(row, &self.path);
                 let bytes = v.value();
                 total += bytes.len() as u64;
-                let chunk: Vec<Entry> = postcard::from_bytes(bytes)?;
+                let chunk = super::encoded::decode_row(bytes)?;
                 let last_seq = k.value() + chunk.len().saturating_sub(1) as u64;
                 let old = match (min_timestamp, chunk.last()) {
                     (Some(min), Some(e)) => e.timestamp < min,
@@ -326,6 +358,56 @@ mod tests {
         assert!(same_writer
             .windows(2)
             .any(|w| Arc::ptr_eq(&w[0].writer, &w[1].writer)));
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A journal written in the first layout (one struct per entry) is rewritten when
+    /// opened, and every entry reads back, numbered as before.
+    #[test]
+    fn a_first_layout_journal_is_migrated_without_losing_an_entry() {
+        use crate::journal::{Body, Entry};
+        let dir = std::env::temp_dir().join(format!("clasp-db-v1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("journal.redb");
+        let entries: Vec<Entry> = (0..5)
+            .map(|i| Entry {
+                timestamp: 1_000 + i,
+                author: "old-session".into(),
+                address: format!("/old/{i}").into(),
+                body: Body::Set {
+                    value: Value::Int(i as i64),
+                    revision: i + 1,
+                },
+            })
+            .collect();
+        {
+            let db = redb::Database::create(&path).expect("creates");
+            let tx = db.begin_write().expect("tx");
+            {
+                let mut t = tx.open_table(ENTRIES_V1).expect("table");
+                let first = postcard::to_allocvec(&entries[..3]).expect("encodes");
+                let second = postcard::to_allocvec(&entries[3..]).expect("encodes");
+                t.insert(1u64, first.as_slice()).expect("row");
+                t.insert(4u64, second.as_slice()).expect("row");
+            }
+            tx.commit().expect("commits");
+        }
+        let db = Db::open(&path).expect("opens and migrates");
+        assert_eq!(db.last_seq().expect("last"), 5);
+        let mut back = Vec::new();
+        db.scan_from(0, |seq, e| {
+            back.push((seq, e));
+            true
+        })
+        .expect("scans");
+        let expected: Vec<(u64, Entry)> = (1..).zip(entries.iter().cloned()).collect();
+        assert_eq!(back, expected);
+        drop(db);
+        // Opening again finds nothing left to migrate.
+        let db = Db::open(&path).expect("reopens");
+        assert_eq!(db.last_seq().expect("last"), 5);
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }
