@@ -20,7 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 const SETS: usize = 200_000;
-const RUNS: usize = 5;
+const RUNS: usize = 9;
 const RECOVER_PARAMS: usize = 1_000_000;
 
 fn frame(qos: QoS, m: &Message) -> Ws {
