@@ -110,7 +110,7 @@ impl Relay {
         let recovered = crate::router::partition_by_shard(
             &hasher,
             count,
-            std::mem::take(&mut durability.recovered),
+            std::mem::take(&mut durability.recovered).into_iter().flatten(),
         );
         let journal = durability.actor.clone().filter(|_| durability.journaling);
         let federation =

@@ -28,7 +28,7 @@ pub fn shard_of(hasher: &impl BuildHasher, count: usize, address: &str) -> usize
 pub fn partition_by_shard(
     hasher: &impl BuildHasher,
     count: usize,
-    params: Vec<crate::shard::PersistedParam>,
+    params: impl IntoIterator<Item = crate::shard::PersistedParam>,
 ) -> Vec<Vec<crate::shard::PersistedParam>> {
     let count = count.max(1);
     let mut parts: Vec<Vec<crate::shard::PersistedParam>> = vec![Vec::new(); count];

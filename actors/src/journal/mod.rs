@@ -79,8 +79,8 @@ pub struct Durability {
     pub actor: Option<Addr<Journal>>,
     /// Whether shards log to it (`--journal`), not only snapshot through it.
     pub journaling: bool,
-    /// Recovered state, for the shards.
-    pub recovered: Vec<crate::shard::PersistedParam>,
+    /// Recovered state, for the shards (in parts as it was decoded).
+    pub recovered: Vec<Vec<crate::shard::PersistedParam>>,
     /// The last seq handed out (what a snapshot covers).
     pub assigned: Arc<std::sync::atomic::AtomicU64>,
     /// The last seq committed.
@@ -116,7 +116,7 @@ pub fn open(config: &crate::config::RelayConfig) -> Result<Durability, JournalEr
     let found = recover(state_db.as_ref(), journal_db.as_ref())?;
     if state_db.is_some() {
         tracing::info!(
-            params = found.params.len(),
+            params = found.params.iter().map(Vec::len).sum::<usize>(),
             from_snapshot = found.from_snapshot,
             journal_entries = found.from_journal,
             ms = started.elapsed().as_millis() as u64,

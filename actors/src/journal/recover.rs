@@ -9,8 +9,8 @@ use crate::shard::PersistedParam;
 
 /// What recovery found.
 pub struct Recovered {
-    /// The state to give the shards.
-    pub params: Vec<PersistedParam>,
+    /// The state to give the shards, in parts as it was decoded.
+    pub params: Vec<Vec<PersistedParam>>,
     /// Params read from the snapshot.
     pub from_snapshot: usize,
     /// Journal entries replayed on top of it.
@@ -25,7 +25,7 @@ pub fn recover(state: Option<&Db>, journal: Option<&Db>) -> Result<Recovered, Jo
         Some(db) => db.read_snapshot()?,
         None => Vec::new(),
     };
-    let from_snapshot = params.len();
+    let from_snapshot = params.iter().map(Vec::len).sum();
     let covered = match state {
         Some(db) => db.snapshot_seq()?,
         None => 0,
@@ -62,7 +62,7 @@ pub fn recover(state: Option<&Db>, journal: Option<&Db>) -> Result<Recovered, Jo
             true
         })?;
         if !tail.is_empty() {
-            for p in params.iter_mut() {
+            for p in params.iter_mut().flatten() {
                 if let Some(newer) = tail.remove(&*p.address) {
                     if newer.revision > p.revision {
                         // Keep the TTL rule the snapshot knew; the journal does not record it.
@@ -71,7 +71,7 @@ pub fn recover(state: Option<&Db>, journal: Option<&Db>) -> Result<Recovered, Jo
                     }
                 }
             }
-            params.extend(tail.into_values());
+            params.push(tail.into_values().collect());
         }
         last_seq = last_seq.max(db.last_seq()?);
     }
