@@ -136,13 +136,20 @@ fn recovery() {
     if std::env::var_os("RECOVERY_ONLY").is_some() {
         eprintln!("read {read_s:.3}");
     }
-    assert_eq!(found.params.iter().map(Vec::len).sum::<usize>(), RECOVER_PARAMS);
+    assert_eq!(
+        found.params.iter().map(Vec::len).sum::<usize>(),
+        RECOVER_PARAMS
+    );
     // As the relay does: partition by owning shard, then each shard loads its part on its
     // own thread.
     let t = Instant::now();
     let shards = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hasher = std::collections::hash_map::RandomState::new();
-    let parts = clasp_actors::router::partition_by_shard(&hasher, shards, found.params.into_iter().flatten());
+    let parts = clasp_actors::router::partition_by_shard(
+        &hasher,
+        shards,
+        found.params.into_iter().flatten(),
+    );
     let partition_s = t.elapsed().as_secs_f64();
     let n: usize = std::thread::scope(|s| {
         let loaders: Vec<_> = parts

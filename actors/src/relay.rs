@@ -110,7 +110,9 @@ impl Relay {
         let recovered = crate::router::partition_by_shard(
             &hasher,
             count,
-            std::mem::take(&mut durability.recovered).into_iter().flatten(),
+            std::mem::take(&mut durability.recovered)
+                .into_iter()
+                .flatten(),
         );
         let journal = durability.actor.clone().filter(|_| durability.journaling);
         let federation =

@@ -127,7 +127,11 @@ impl Db {
         }
         drop(old);
         if !rows.is_empty() {
-            tracing::info!(file = name, rows = rows.len(), "journal rows rewritten as segments");
+            tracing::info!(
+                file = name,
+                rows = rows.len(),
+                "journal rows rewritten as segments"
+            );
         }
         let mut new = tri!(tx.open_table(ENTRIES), name);
         for (k, row) in rows {

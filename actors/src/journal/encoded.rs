@@ -100,7 +100,12 @@ impl EncodedEntries {
         signal: u8,
         frame: &[u8],
     ) -> Result<(), postcard::Error> {
-        self.push(timestamp, author, address, BodyRef::Publish { signal, frame })
+        self.push(
+            timestamp,
+            author,
+            address,
+            BodyRef::Publish { signal, frame },
+        )
     }
 
     fn push(
@@ -147,7 +152,8 @@ impl EncodedEntries {
                 return Ok(i);
             }
         }
-        let i = u32::try_from(self.spans.len()).map_err(|_| postcard::Error::SerializeBufferFull)?;
+        let i =
+            u32::try_from(self.spans.len()).map_err(|_| postcard::Error::SerializeBufferFull)?;
         postcard::serialize_with_flavor(text, Append(&mut self.strings))?;
         let end = self.strings.len();
         self.spans.push((end - text.len(), end));
@@ -327,7 +333,10 @@ mod tests {
         row.extend_from_slice(&sa);
         row.extend_from_slice(&sb);
         let back = decode_row(&row).expect("decodes");
-        assert_eq!(back, vec![entries[0].clone(), entries[2].clone(), entries[1].clone()]);
+        assert_eq!(
+            back,
+            vec![entries[0].clone(), entries[2].clone(), entries[1].clone()]
+        );
         assert_eq!(row_len(&row).expect("counts"), 3);
         // One allocation per distinct string in a segment.
         assert!(Arc::ptr_eq(&back[0].address, &back[1].address));
