@@ -3,7 +3,7 @@
 //! search used by both fan-out rigs (CLASP and MQTT).
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -19,12 +19,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 // Child processes
 // ---------------------------------------------------------------------------------------
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
-pub fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a probe port on 127.0.0.1")?;
-    Ok(listener.local_addr().context("probe port address")?.port())
-}
+pub use clasp_bench::process::free_port;
 
 /// A server the bench started; stopped (SIGTERM, then SIGKILL) by [`ChildProc::stop`] and
 /// killed on drop in any case.

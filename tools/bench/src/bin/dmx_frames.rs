@@ -16,14 +16,15 @@
 mod client;
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
+use clasp_bench::process::{free_port, KillOnDrop as Guard};
 use futures_util::SinkExt as _;
 
 /// DMX frame timing through the relay's embedded DMX bridge.
@@ -36,19 +37,6 @@ struct Cli {
     /// Seconds each phase runs.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-}
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn socat(dir: &Path) -> Result<(Guard, PathBuf, PathBuf)> {

@@ -16,11 +16,12 @@ mod client;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
+use clasp_bench::process::{free_port, KillOnDrop as Proc};
 use clasp_proto::{Message, Value};
 use futures_util::SinkExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -45,21 +46,6 @@ struct Args {
     /// Time limit of each phase, seconds.
     #[arg(long, default_value_t = 60)]
     max_secs: u64,
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn relay(bin: &PathBuf, port: u16, extra: &[&str]) -> Result<Proc> {

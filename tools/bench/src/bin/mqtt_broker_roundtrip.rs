@@ -6,7 +6,7 @@
 //!
 //! `cargo run --release -p clasp-bench --bin mqtt_broker_roundtrip -- --clasp target/release/clasp`
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _, Result};
 use bytes::BytesMut;
 use clap::Parser;
+use clasp_bench::process::free_port;
 use rumqttc::{ConnAck, Connect, ConnectReturnCode, Packet, Publish, QoS, Subscribe};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -47,12 +48,6 @@ struct Args {
     /// Payload bytes (at least 8: the send time).
     #[arg(long, default_value_t = 64)]
     payload: usize,
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }
 
 /// A broker process, killed when dropped.

@@ -1,0 +1,3 @@
+//! What the standalone bench binaries (`src/bin/*`) and `clasp-bench` share.
+
+pub mod process;
